@@ -1,0 +1,31 @@
+"""ternlib: ternary-weight (-1, 0, +1 times a scale) embedding models by self-distillation.
+
+Public API::
+
+    from ternlib import TernaryConfig, quantize_, freeze_, save, load, storage_report
+    model = quantize_(model, TernaryConfig(beta=2.0))   # every nn.Linear -> TernaryLinear
+    ...train (self-distillation)...
+    save(model, "ckpt/")                                  # packed 2-bit codes + scales, safetensors
+    model = load("ckpt/")                                 # frozen, ready for inference
+"""
+from .checkpoint import CheckpointError, load, read_config, save
+from .config import TernaryConfig
+from .embedding import Int8Embedding, Int8EmbeddingConfig
+from .kernels import PackedTernary, available_kernels, register_kernel, ternary_linear
+from .layers import TernaryLinear
+from .models import DEFAULT_TEXT_MODEL, load_text_encoder
+from .packing import pack, pack_2bit, pack_5trit, unpack, unpack_2bit, unpack_5trit
+from .quantize import DEFAULT_SKIP, default_filter, freeze_, quantize_, ternary_modules
+from .storage import StorageReport, storage_report
+from .ternarize import TernaryWeight, dequantize, fake_quantize, reconstruction_error, sparsity, ternarize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError", "DEFAULT_SKIP", "DEFAULT_TEXT_MODEL", "Int8Embedding", "Int8EmbeddingConfig",
+    "PackedTernary", "StorageReport", "TernaryConfig", "TernaryLinear", "TernaryWeight",
+    "available_kernels", "default_filter", "dequantize", "fake_quantize", "freeze_", "load",
+    "load_text_encoder", "pack", "pack_2bit", "pack_5trit", "quantize_", "read_config",
+    "reconstruction_error", "register_kernel", "save", "sparsity", "storage_report", "ternarize",
+    "ternary_linear", "ternary_modules", "unpack", "unpack_2bit", "unpack_5trit",
+]

@@ -1,0 +1,301 @@
+"""save / load: a ternary model as one safetensors file + a small JSON config (never pickle).
+
+A checkpoint is a directory:
+
+- ``ternlib.json``: format version, the TernaryConfig, which modules are ternary or int8, the
+  kind of model and how to rebuild it, and the SHA-256 of the weights file;
+- ``ternlib.safetensors``: the whole state dict with ternary layers packed (codes, scales,
+  biases) and everything else as it is in the model;
+- for a ``SentenceTransformer``: its own skeleton files (modules.json, tokenizer, pooling
+  config, ``config.json``) without weights; for a transformers model: ``config.json``.
+
+``load`` rebuilds the architecture (from the transformers / sentence-transformers config, or
+from a skeleton you pass), swaps in frozen ternary layers, loads the tensors with
+``strict=True`` and returns a model in eval mode whose outputs are bit-identical to the saved one.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .config import TernaryConfig
+from .embedding import Int8Embedding
+from .layers import TernaryLinear
+from .quantize import _set_submodule, freeze_, ternary_modules
+
+FORMAT = "ternlib-checkpoint"
+FORMAT_VERSION = 1
+CONFIG_FILE = "ternlib.json"
+WEIGHTS_FILE = "ternlib.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory is missing, incomplete, corrupt or not a ternlib checkpoint."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _is_sentence_transformer(model: nn.Module) -> bool:
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        return False
+    return isinstance(model, SentenceTransformer)
+
+
+def _is_transformers_model(model: nn.Module) -> bool:
+    try:
+        from transformers import PreTrainedModel
+    except ImportError:
+        return False
+    return isinstance(model, PreTrainedModel)
+
+
+def _remove_weight_files(root: Path) -> None:
+    for pattern in ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.msgpack", "*.h5"):
+        for p in root.rglob(pattern):
+            if p.name != WEIGHTS_FILE:
+                p.unlink()
+
+
+def save(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Save a ternarized model to the directory ``path`` (created; existing files replaced).
+
+    Ternary layers still in training state are frozen first (the model is changed in place:
+    latent weights are dropped). Returns the directory.
+
+    Example:
+        >>> import torch, tempfile
+        >>> from ternlib import quantize_, save, load
+        >>> m = quantize_(torch.nn.Sequential(torch.nn.Linear(8, 4)))
+        >>> d = save(m, tempfile.mkdtemp())
+        >>> m2 = load(d, model=torch.nn.Sequential(torch.nn.Linear(8, 4)))
+        >>> x = torch.randn(2, 8); torch.equal(m(x), m2(x))
+        True
+    """
+    from safetensors.torch import save_file
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"save expects a torch.nn.Module, got {type(model).__name__}")
+    layers = list(ternary_modules(model))
+    if not layers:
+        raise ValueError("save found no TernaryLinear in the model: call ternlib.quantize_ first")
+    configs = {layer.config for _, layer in layers}
+    if len(configs) > 1:
+        raise ValueError(f"save supports one TernaryConfig per model, found {len(configs)}")
+    freeze_(model)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ternary_config": next(iter(configs)).to_dict(),
+        "ternary_modules": {n: [m.in_features, m.out_features, m.bias is not None] for n, m in layers},
+        "int8_embeddings": {n: [m.num_embeddings, m.embedding_dim, m.padding_idx]
+                            for n, m in model.named_modules() if isinstance(m, Int8Embedding)},
+    }
+    if _is_sentence_transformer(model):
+        meta["kind"] = "sentence-transformers"
+        model.save(str(path), safe_serialization=True)  # skeleton: modules.json, tokenizer, configs...
+        _remove_weight_files(path)  # ...whose weights we replace by our packed file
+    elif _is_transformers_model(model):
+        meta["kind"] = "transformers"
+        meta["class"] = type(model).__name__
+        model.config.save_pretrained(str(path))
+    else:
+        meta["kind"] = "torch"
+        meta["class"] = f"{type(model).__module__}.{type(model).__qualname__}"
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    _drop_shared(state)
+    weights = path / WEIGHTS_FILE
+    save_file(state, str(weights), metadata={"format": FORMAT})
+    meta["weights_sha256"] = _sha256(weights)
+    meta["weights_bytes"] = weights.stat().st_size
+    from . import __version__
+
+    meta["ternlib_version"] = __version__
+    (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def _drop_shared(state: dict[str, torch.Tensor]) -> None:
+    """safetensors refuses tensors that share memory: keep the first name of each storage."""
+    seen: dict[tuple[int, int, tuple], str] = {}
+    for k in list(state):
+        t = state[k]
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        if t.numel() and key in seen:
+            state[k] = t.clone()
+        else:
+            seen[key] = k
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The parsed ``ternlib.json`` of a checkpoint, checked for format and version."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is a file; a ternlib checkpoint is a directory holding {CONFIG_FILE}")
+    cfg_path = path / CONFIG_FILE
+    if not cfg_path.exists():
+        raise CheckpointError(f"{path} is not a ternlib checkpoint: {CONFIG_FILE} is missing")
+    try:
+        meta = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cfg_path} is not valid JSON ({e}); the checkpoint is corrupt") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{cfg_path} is not a ternlib checkpoint config (format field missing or foreign)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint format version {meta.get('format_version')} is not supported "
+            f"(this ternlib reads version {FORMAT_VERSION})"
+        )
+    for key in ("ternary_config", "ternary_modules", "kind", "weights_sha256"):
+        if key not in meta:
+            raise CheckpointError(f"{cfg_path} lacks the field {key!r}; the checkpoint is incomplete")
+    return meta
+
+
+def _read_weights(path: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights = path / WEIGHTS_FILE
+    if not weights.exists():
+        raise CheckpointError(f"{path} is incomplete: {WEIGHTS_FILE} is missing")
+    size = weights.stat().st_size
+    if "weights_bytes" in meta and size != meta["weights_bytes"]:
+        raise CheckpointError(
+            f"{weights} has {size} bytes but the checkpoint recorded {meta['weights_bytes']}: truncated or replaced"
+        )
+    if _sha256(weights) != meta["weights_sha256"]:
+        raise CheckpointError(f"{weights} does not match its recorded SHA-256: the file is corrupt")
+    try:
+        return load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights} is not a readable safetensors file: {e}") from None
+
+
+@contextlib.contextmanager
+def _skeleton_from_config():
+    """While active, sentence-transformers builds its transformer from config.json (no weights)."""
+    from sentence_transformers.base.modules import transformer as st_transformer
+
+    cls = st_transformer.Transformer
+    if not hasattr(cls, "_load_model"):
+        raise RuntimeError("this sentence-transformers version is not supported by ternlib.load")
+    original = cls._load_model
+
+    def from_config(self, model_name_or_path, transformer_task, config, *args, **kwargs):
+        from transformers import AutoModel
+
+        return AutoModel.from_config(config)
+
+    cls._load_model = from_config
+    try:
+        yield
+    finally:
+        cls._load_model = original
+
+
+def _build_skeleton(path: Path, meta: dict[str, Any], model: nn.Module | None) -> nn.Module:
+    if model is not None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module skeleton, got {type(model).__name__}")
+        return model
+    kind = meta["kind"]
+    if kind == "sentence-transformers":
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ImportError("this checkpoint is a SentenceTransformer: pip install sentence-transformers") from None
+        with _skeleton_from_config():
+            return SentenceTransformer(str(path), device="cpu")
+    if kind == "transformers":
+        try:
+            import transformers
+        except ImportError:
+            raise ImportError("this checkpoint is a transformers model: pip install transformers") from None
+        cls = getattr(transformers, meta.get("class", ""), None)
+        if cls is None:
+            raise CheckpointError(f"unknown transformers class {meta.get('class')!r} in {path / CONFIG_FILE}")
+        config = transformers.AutoConfig.from_pretrained(str(path))
+        return cls(config)
+    if kind == "torch":
+        raise ValueError(
+            f"{path} holds a plain torch model ({meta.get('class')}): pass an instance of it, "
+            "load(path, model=MyModel(...)), so its architecture can be rebuilt"
+        )
+    raise CheckpointError(f"unknown model kind {kind!r} in {path / CONFIG_FILE}")
+
+
+def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """Load a checkpoint written by :func:`save`, frozen and in eval mode.
+
+    Args:
+        path: the checkpoint directory.
+        model: for a plain torch model, a freshly built instance of its architecture (full
+            precision, not quantized); not needed for transformers or sentence-transformers models.
+        device: where the loaded model lives.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: missing files, a foreign or corrupt config, truncated or corrupt
+            weights, or tensors that do not fit the architecture.
+    """
+    path = Path(path)
+    meta = read_config(path)
+    state = _read_weights(path, meta)
+    try:
+        config = TernaryConfig.from_dict(meta["ternary_config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"invalid ternary_config in {path / CONFIG_FILE}: {e}") from None
+    skeleton = _build_skeleton(path, meta, model)
+
+    modules = dict(skeleton.named_modules())
+    for name, (k, n, bias) in meta["ternary_modules"].items():
+        m = modules.get(name)
+        if not isinstance(m, (nn.Linear, TernaryLinear)) or (m.in_features, m.out_features) != (k, n):
+            raise CheckpointError(f"the model has no {k}->{n} linear layer named {name!r} to load into")
+        _set_submodule(skeleton, name, TernaryLinear.empty_frozen(k, n, bias, config))
+    for name, (v, d, pad) in meta.get("int8_embeddings", {}).items():
+        m = modules.get(name)
+        if not isinstance(m, (nn.Embedding, Int8Embedding)) or (m.num_embeddings, m.embedding_dim) != (v, d):
+            raise CheckpointError(f"the model has no {v}x{d} embedding named {name!r} to load into")
+        _set_submodule(skeleton, name, Int8Embedding(v, d, pad))
+
+    expected = skeleton.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint tensors do not fit the model: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    for k, t in state.items():
+        if tuple(expected[k].shape) != tuple(t.shape):
+            raise CheckpointError(f"tensor {k!r} has shape {tuple(t.shape)}, the model expects {tuple(expected[k].shape)}")
+    skeleton.load_state_dict(state, strict=True)
+    for _, layer in ternary_modules(skeleton):  # reject impossible codes now, not mid-inference
+        try:
+            layer.codes()
+        except ValueError as e:
+            raise CheckpointError(f"{path}: {e}") from None
+    return skeleton.to(device).eval()
+
