@@ -71,6 +71,22 @@ def _remove_weight_files(root: Path) -> None:
                 p.unlink()
 
 
+@contextlib.contextmanager
+def _config_only(model: nn.Module):
+    """While active, the transformers models inside ``model`` save their config, not weights."""
+    patched = []
+    for m in model.modules():
+        inner = getattr(m, "auto_model", None)
+        if inner is not None and hasattr(inner, "config") and hasattr(inner, "save_pretrained"):
+            inner.save_pretrained = lambda out, *a, _c=inner.config, **kw: _c.save_pretrained(out)
+            patched.append(inner)
+    try:
+        yield
+    finally:
+        for inner in patched:
+            del inner.save_pretrained
+
+
 def save(model: nn.Module, path: str | os.PathLike) -> Path:
     """Save a ternarized model to the directory ``path`` (created; existing files replaced).
 
@@ -110,8 +126,9 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
     }
     if _is_sentence_transformer(model):
         meta["kind"] = "sentence-transformers"
-        model.save(str(path), safe_serialization=True)  # skeleton: modules.json, tokenizer, configs...
-        _remove_weight_files(path)  # ...whose weights we replace by our packed file
+        with _config_only(model):  # skeleton: modules.json, tokenizer, configs, no weights
+            model.save(str(path), safe_serialization=True)
+        _remove_weight_files(path)  # our packed file holds every tensor
     elif _is_transformers_model(model):
         meta["kind"] = "transformers"
         meta["class"] = type(model).__name__

@@ -74,6 +74,11 @@ def quantize_(model: nn.Module, config: QuantConfig | None = None, filter_fn: Fi
     if filter_fn is not None and not callable(filter_fn):
         raise TypeError("filter_fn must be callable as filter_fn(module, name) -> bool")
     filter_fn = filter_fn or default_filter
+    if isinstance(model, (nn.Linear, nn.Embedding)):
+        raise ValueError(
+            f"quantize_ replaces layers inside a model, and a top-level {type(model).__name__} has no parent "
+            "to swap it in: use TernaryLinear.from_linear(layer), or wrap it in nn.Sequential"
+        )
 
     if isinstance(config, TernaryConfig):
         existing = {n: m.config for n, m in ternary_modules(model)}
