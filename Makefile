@@ -17,7 +17,7 @@ book: setup
 	@echo "book: open _build/html/index.html"
 
 test: setup
-	TERNLIB_FAST=1 $(VENV)/python -m pytest -n 2 --nbmake tests book
+	TERNLIB_FAST=1 $(VENV)/python -m pytest -n 2 --nbmake tests ternlib book
 
 notebooks: setup
 	$(VENV)/python tools/run_notebooks.py

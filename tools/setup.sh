@@ -26,9 +26,14 @@ stamp=.venv/.ternlib-setup
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing packages into .venv (first time: several minutes)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
-  .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+  log=.venv/setup.log
+  if ! { .venv/bin/python -m pip install --upgrade pip &&
+         .venv/bin/python -m pip install -c constraints.txt -e ".[dev]" &&
+         .venv/bin/python -m ipykernel install --sys-prefix --name python3; } >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "setup: pip install failed; full log in $log" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 echo "setup: ok ($(.venv/bin/python -c 'import torch, ternlib; print("torch", torch.__version__, "ternlib", ternlib.__version__)'))"

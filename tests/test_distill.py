@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from ternlib import TernaryConfig, freeze_
+from ternlib.distill import DistillConfig, distill, distill_loss, latest_checkpoint, make_student
+
+SENTENCES = [f"{a} {b} near the {c}." for a in ("The cat sleeps", "A dog runs", "Birds sing", "Rain falls", "She reads")
+             for b in ("quietly", "every morning", "in winter", "again") for c in ("river", "old house", "market")]
+
+
+def _cfg(**kw):
+    base = dict(steps=6, batch_size=4, max_seq_length=16, lr=3e-4, log_every=1, seed=3,
+                losses={"hidden_mse": 1.0, "pooled_cos": 1.0})
+    base.update(kw)
+    return DistillConfig(**base)
+
+
+def test_distillation_lowers_the_loss(minilm_fp):
+    student = make_student(minilm_fp, TernaryConfig())
+    res = distill(minilm_fp, student, SENTENCES, _cfg(steps=12, losses={"hidden_mse": 1.0, "pooled_cos": 1.0,
+                                                                        "relational": 1.0, "layer_mse": 1.0}),
+                  progress=False)
+    losses = [h["loss"] for h in res.history if "loss" in h]
+    assert losses[-1] < 0.6 * losses[0]
+    # the teacher was not touched
+    assert all(type(m).__name__ != "TernaryLinear" for m in minilm_fp.modules())
+
+
+def test_resumed_run_ends_with_identical_weights(minilm_fp, tmp_path):
+    cfg = _cfg(student_dropout=True)  # dropout on: the RNG state must be restored too
+    full = distill(minilm_fp, make_student(minilm_fp), SENTENCES, cfg, progress=False).student
+
+    out = tmp_path / "run"
+    part = distill(minilm_fp, make_student(minilm_fp), SENTENCES, cfg, output_dir=out, stop_after=4, progress=False)
+    assert latest_checkpoint(out).name == "step_000004"
+    del part  # the "interrupted" process is gone; a fresh student resumes from disk
+    resumed = distill(minilm_fp, make_student(minilm_fp), SENTENCES, cfg, output_dir=out, progress=False)
+    assert latest_checkpoint(out).name == "step_000006"
+    a, b = full.state_dict(), resumed.student.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [h["step"] for h in resumed.history] == list(range(1, 7))
+
+
+def test_resume_with_a_different_config_is_refused(minilm_fp, tmp_path):
+    distill(minilm_fp, make_student(minilm_fp), SENTENCES, _cfg(steps=2), output_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="different DistillConfig"):
+        distill(minilm_fp, make_student(minilm_fp), SENTENCES, _cfg(steps=3, lr=1e-3), output_dir=tmp_path,
+                progress=False)
+
+
+def test_bad_inputs(minilm_fp):
+    with pytest.raises(ValueError, match="unknown loss terms"):
+        DistillConfig(losses={"kl": 1.0})
+    with pytest.raises(ValueError, match="positive weight"):
+        DistillConfig(losses={"hidden_mse": 0.0})
+    with pytest.raises(ValueError, match="steps"):
+        DistillConfig(steps=0)
+    with pytest.raises(ValueError, match="no TernaryLinear"):
+        distill(minilm_fp, minilm_fp, SENTENCES, _cfg(), progress=False)
+    with pytest.raises(ValueError, match="at least batch_size"):
+        distill(minilm_fp, make_student(minilm_fp), SENTENCES[:2], _cfg(), progress=False)
+    frozen = freeze_(make_student(minilm_fp))
+    with pytest.raises(ValueError, match="frozen"):
+        distill(minilm_fp, frozen, SENTENCES, _cfg(), progress=False)
+
+
+def test_lr_schedule():
+    c = DistillConfig(steps=100, lr=1.0, warmup_ratio=0.1, schedule="cosine")
+    assert c.lr_at(0) == pytest.approx(0.1) and c.lr_at(9) == pytest.approx(1.0)
+    assert c.lr_at(99) < 0.01
+    lin = DistillConfig(steps=100, lr=1.0, warmup_ratio=0.0, schedule="linear")
+    assert lin.lr_at(50) == pytest.approx(0.5)
+
+
+def test_loss_terms_are_zero_for_identical_outputs():
+    h = torch.randn(2, 5, 8)
+    pooled = torch.nn.functional.normalize(torch.randn(2, 8), dim=-1)
+    out = {"hidden": h, "mask": torch.ones(2, 5), "pooled": pooled, "layers": (h, h)}
+    total, parts = distill_loss(out, out, {k: 1.0 for k in ("hidden_mse", "layer_mse", "pooled_cos", "pooled_mse", "relational")})
+    assert float(total) == pytest.approx(0.0, abs=1e-6) and set(parts) == {"hidden_mse", "layer_mse", "pooled_cos", "pooled_mse", "relational"}
