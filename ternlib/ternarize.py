@@ -97,8 +97,8 @@ def ternarize(weight: torch.Tensor, config: TernaryConfig | None = None) -> Tern
     mean_abs = a.sum(-1) / counts  # (R, G)
     if config.rule == "absmean":
         scales = config.beta * mean_abs
-        threshold = scales / 2  # round(W/s) != 0  <=>  |W| >= s/2
-        keep = a >= threshold.unsqueeze(-1)
+        threshold = scales / 2  # clamp(round(W/s), -1, 1) != 0  <=>  |W| > s/2 (round half to even)
+        keep = a > threshold.unsqueeze(-1)
     else:  # twn
         threshold = TWN_THRESHOLD * mean_abs
         keep = a > threshold.unsqueeze(-1)

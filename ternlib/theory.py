@@ -10,7 +10,9 @@ minimised over ``s`` by the conditional mean ``s* = E[|w| | |w| > d]``, which le
     E[w^2] - E[|w|; |w| > d]^2 / P(|w| > d).
 
 Everything here is in units of ``m = E|w|`` (the ``mean|W|`` every rule uses) and returns the
-*relative* error ``MSE / E[w^2]``, so it compares directly with measured errors of real layers.
+*relative mean squared error* ``MSE / E[w^2]``. :func:`ternlib.reconstruction_error` measures the
+relative Frobenius error ``||W - Q(W)|| / ||W||`` of a real layer, the square root of this
+quantity: compare ``reconstruction_error(W, cfg) ** 2`` with the functions below.
 
 - Gaussian ``N(0, sigma^2)``: ``m = sigma sqrt(2/pi)``; the optimum is ``d ~ 0.612 sigma ~ 0.767 m``.
 - Laplace with scale ``b``: ``m = b``, ``E[|w|; |w|>d] = (d + b) e^{-d/b}``, ``P = e^{-d/b}``;
