@@ -1,18 +1,47 @@
-"""Command line: ``python -m ternlib {quantize,storage} ...`` (``--help`` on each)."""
+"""Command line: ``python -m ternlib {distill,eval,quantize,storage} ...`` (``--help`` on each)."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
+
+
+def _ternary_args(p: argparse.ArgumentParser, defaults: bool = True) -> None:
+    d = (lambda v: v) if defaults else (lambda v: None)
+    p.add_argument("--rule", choices=["absmean", "twn"], default=d("absmean"), help="ternarization rule")
+    p.add_argument("--beta", type=float, default=d(2.0), help="absmean scale multiplier (paper: 2, BitNet: 1)")
+    p.add_argument("--granularity", choices=["tensor", "row", "group"], default=d("tensor"),
+                   help="one scale per tensor (paper), per output row, or per group of input columns")
+    p.add_argument("--group-size", type=int, default=d(128), help="columns per scale group")
+    p.add_argument("--packing", choices=["2bit", "5trit"], default=d("2bit"), help="storage format of the codes")
+
+
+def _config_from(args: argparse.Namespace, base=None):
+    from . import TernaryConfig
+
+    base = base or TernaryConfig()
+    kw = {k: getattr(args, a) for k, a in (("rule", "rule"), ("beta", "beta"), ("granularity", "granularity"),
+                                           ("group_size", "group_size"), ("packing", "packing"))
+          if getattr(args, a, None) is not None}
+    return TernaryConfig(**{**base.to_dict(), **kw})
+
+
+def _load_any(path_or_id: str | None):
+    """A ternlib checkpoint directory -> ternlib.load; anything else -> the FP32 text encoder."""
+    from . import load, load_text_encoder
+
+    if path_or_id and (Path(path_or_id) / "ternlib.json").exists():
+        return load(path_or_id)
+    return load_text_encoder(path_or_id)
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from . import Int8EmbeddingConfig, TernaryConfig, load_text_encoder, quantize_, save, storage_report
+    from . import Int8EmbeddingConfig, load_text_encoder, quantize_, save, storage_report
 
-    config = TernaryConfig(rule=args.rule, beta=args.beta, granularity=args.granularity,
-                           group_size=args.group_size, packing=args.packing)
     model = load_text_encoder(args.model)
-    quantize_(model, config)
+    quantize_(model, _config_from(args))
     if args.int8_embeddings:
         quantize_(model, Int8EmbeddingConfig(min_rows=1000))
     path = save(model, args.out)
@@ -29,28 +58,155 @@ def _storage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_losses(text: str | None) -> dict | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, _, w = part.partition("=")
+        try:
+            out[name.strip()] = float(w) if w else 1.0
+        except ValueError:
+            raise SystemExit(f"--losses: cannot read the weight in {part!r}; write e.g. hidden_mse=1,pooled_cos=0.5")
+    return out
+
+
+def _distill(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import Int8EmbeddingConfig, quantize_, save, storage_report
+    from .corpus import read_text_file, training_sentences
+    from .distill import distill, make_student, recipe
+    from .models import load_text_encoder
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
+                                   ("max_seq_length", args.max_seq_length), ("seed", args.seed),
+                                   ("checkpoint_every", args.checkpoint_every), ("losses", _parse_losses(args.losses)),
+                                   ("warmup_ratio", args.warmup_ratio))
+                 if v is not None}
+    if args.bf16:
+        overrides["bf16"] = True
+    tconfig, dconfig = recipe(args.recipe, **overrides)
+    tconfig = _config_from(args, tconfig)
+    texts = read_text_file(args.text_file) if args.text_file else training_sentences(args.train_sentences, seed=args.seed or 0)
+    out = Path(args.out)
+    print(f"recipe {args.recipe}: {tconfig}\n{dconfig}\ntraining text: {len(texts):,} items", flush=True)
+    teacher = load_text_encoder(args.model)
+    student = make_student(teacher, tconfig)
+    res = distill(teacher, student, texts, dconfig, output_dir=out / "training", resume=not args.no_resume,
+                  stop_after=args.stop_after)
+    done = res.history[-1]["step"] if res.history else 0
+    (out / "history.json").write_text(json.dumps(res.history, indent=1))
+    if done < dconfig.steps:
+        print(f"stopped at step {done} of {dconfig.steps}; run the same command again to resume")
+        return 0
+    if args.int8_embeddings:
+        quantize_(student, Int8EmbeddingConfig(min_rows=1000))
+    save(student, out / "model")
+    run = {"recipe": args.recipe, "ternary_config": tconfig.to_dict(), "distill_config": dconfig.to_dict(),
+           "train_items": len(texts), "seconds_this_session": round(res.seconds, 1),
+           "command": "python -m ternlib " + " ".join(sys.argv[1:])}
+    (out / "run.json").write_text(json.dumps(run, indent=1))
+    print(storage_report(student))
+    print(f"\nsaved the packed ternary model to {out / 'model'} ({res.seconds / 60:.1f} min)")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import freeze_, quantize_
+    from .evaluation import evaluate, load_results, results_table, save_results
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = _load_any(args.model)
+    if args.round_to_nearest:
+        quantize_(model, _config_from(args))
+        freeze_(model)
+    t0 = time.perf_counter()
+    results = evaluate(model, tasks=args.tasks, fast=args.fast, batch_size=args.batch_size, seed=args.seed)
+    results["model"] = args.model or "sentence-transformers/all-MiniLM-L6-v2"
+    results["round_to_nearest"] = _config_from(args).to_dict() if args.round_to_nearest else None
+    results["total_seconds"] = round(time.perf_counter() - t0, 1)
+    if args.out:
+        save_results(results, args.out)
+    baseline = load_results(args.baseline) if args.baseline else None
+    print(results_table(results, baseline=baseline))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ternlib",
-        description="Turn embedding models into ternary-weight models (-1, 0, +1 times a scale).",
+        description="Turn embedding models into ternary-weight models (-1, 0, +1 times a scale), "
+        "distill them from the full-precision original, and evaluate them. Offline, the default "
+        "model is the bundled all-MiniLM-L6-v2.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser(
+        "distill",
+        help="ternarize a sentence-transformers model and train it by self-distillation",
+        description="Self-taught distillation: the frozen full-precision model (teacher) teaches its "
+        "ternary copy (student) on unlabelled text. Writes OUT/model (the packed ternary model, load it "
+        "with ternlib.load), OUT/training/step_*/ (resumable checkpoints: run the same command again "
+        "after an interruption and it continues where it stopped), OUT/history.json and OUT/run.json. "
+        "Example: python -m ternlib distill --recipe best --steps 1000 --out runs/best",
+    )
+    d.add_argument("--out", required=True, help="output directory")
+    d.add_argument("--recipe", default="best", help="named recipe: 'paper' (hidden-state MSE) or 'best'")
+    d.add_argument("--model", default=None, help="teacher: hub id or local path (default: all-MiniLM-L6-v2)")
+    d.add_argument("--steps", type=int, help="optimizer steps")
+    d.add_argument("--batch-size", type=int, help="sentences per step")
+    d.add_argument("--lr", type=float, help="peak learning rate (AdamW)")
+    d.add_argument("--warmup-ratio", type=float, help="fraction of steps of linear warm-up")
+    d.add_argument("--max-seq-length", type=int, help="tokens per sentence (longer ones are cut)")
+    d.add_argument("--losses", help="loss weights, e.g. hidden_mse=1,pooled_cos=1,relational=1,layer_mse=0.5")
+    d.add_argument("--seed", type=int, help="seed of data order and dropout")
+    d.add_argument("--checkpoint-every", type=int, help="steps between resumable checkpoints")
+    d.add_argument("--stop-after", type=int, help="stop after this many steps (resume later)")
+    d.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in OUT/training")
+    d.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the student")
+    d.add_argument("--train-sentences", type=int, help="sample this many Brown training sentences (default: all)")
+    d.add_argument("--text-file", help="train on this UTF-8 file instead (one sentence per line)")
+    d.add_argument("--int8-embeddings", action="store_true", help="store the token embeddings as int8 in OUT/model")
+    d.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    _ternary_args(d, defaults=False)
+    d.set_defaults(func=_distill)
+
+    e = sub.add_parser(
+        "eval",
+        help="evaluate an encoder on the offline text suite",
+        description="Run the evaluation suite (WordNet retrieval, Lee STS, word similarity, classification) "
+        "on a full-precision encoder (hub id or path) or a ternlib checkpoint directory. "
+        "Example: python -m ternlib eval --model runs/best/model --fast --baseline fp32.json",
+    )
+    e.add_argument("--model", default=None, help="hub id, local path, or ternlib checkpoint (default: all-MiniLM-L6-v2)")
+    e.add_argument("--fast", action="store_true", help="sampled sets (about a minute) instead of the full ones")
+    e.add_argument("--tasks", nargs="*", help="task names (default: all)")
+    e.add_argument("--out", help="write the results as JSON here")
+    e.add_argument("--baseline", help="results JSON to compare with (adds a retention column)")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    e.add_argument("--round-to-nearest", action="store_true",
+                   help="ternarize the model by round-to-nearest first (no training), with the options below")
+    _ternary_args(e)
+    e.set_defaults(func=_eval)
 
     q = sub.add_parser(
         "quantize",
         help="ternarize a sentence-transformers model by round-to-nearest (no training) and save it",
         description="Replace every Linear of a sentence-transformers model by a ternary one "
-        "(round-to-nearest, no distillation) and save it packed. Offline, the default model is "
-        "the bundled all-MiniLM-L6-v2.",
+        "(round-to-nearest, no distillation) and save it packed.",
     )
     q.add_argument("--model", default=None, help="hub id or local path (default: all-MiniLM-L6-v2)")
     q.add_argument("--out", required=True, help="checkpoint directory to write")
-    q.add_argument("--rule", choices=["absmean", "twn"], default="absmean")
-    q.add_argument("--beta", type=float, default=2.0, help="absmean scale multiplier (paper: 2)")
-    q.add_argument("--granularity", choices=["tensor", "row", "group"], default="tensor")
-    q.add_argument("--group-size", type=int, default=128)
-    q.add_argument("--packing", choices=["2bit", "5trit"], default="2bit")
     q.add_argument("--int8-embeddings", action="store_true", help="also store embedding tables as int8")
+    _ternary_args(q)
     q.set_defaults(func=_quantize)
 
     s = sub.add_parser("storage", help="print the storage report of a saved checkpoint")

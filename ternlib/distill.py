@@ -356,3 +356,30 @@ def _resume(ckpt: Path, student: nn.Module, opt: torch.optim.Optimizer, config: 
     _load_optimizer(opt, load_file(str(ckpt / "optimizer.safetensors")), meta["optimizer"])
     torch.set_rng_state(load_file(str(ckpt / "rng.safetensors"))["torch"])
     return int(meta["step"]), list(meta["history"])
+
+
+# ---------------------------------------------------------------------------- named recipes
+RECIPES: dict[str, tuple[TernaryConfig, dict[str, Any]]] = {
+    # arXiv:2411.15438: absmean beta=2, one scale per matrix, MSE on the last hidden state only.
+    # (The paper trains 2 epochs of ~37 MB text at lr 2e-5; short CPU runs need a larger lr.)
+    "paper": (TernaryConfig(rule="absmean", beta=2.0, granularity="tensor"),
+              {"losses": {"hidden_mse": 1.0}}),
+    # ours: the paper's layers and scales, plus the pooled-embedding and relational terms
+    "best": (TernaryConfig(rule="absmean", beta=2.0, granularity="tensor"),
+             {"losses": {"hidden_mse": 1.0, "pooled_cos": 1.0, "relational": 1.0}}),
+}
+
+
+def recipe(name: str, **overrides: Any) -> tuple[TernaryConfig, DistillConfig]:
+    """The named recipe's TernaryConfig and DistillConfig, with DistillConfig fields overridden.
+
+    Example:
+        >>> from ternlib.distill import recipe
+        >>> t, d = recipe("paper", steps=10)
+        >>> t.beta, d.losses, d.steps
+        (2.0, {'hidden_mse': 1.0}, 10)
+    """
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known: {sorted(RECIPES)}")
+    tconfig, dkw = RECIPES[name]
+    return tconfig, DistillConfig(**{**dkw, **overrides})
