@@ -1,4 +1,4 @@
-"""Command line: ``python -m ternlib {distill,eval,quantize,storage} ...`` (``--help`` on each)."""
+"""Command line: ``python -m ternlib {distill,eval,ablate,quantize,storage} ...`` (``--help`` on each)."""
 from __future__ import annotations
 
 import argparse
@@ -138,6 +138,23 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .ablation import AXES, run_ablation
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    axes = tuple(args.axes or AXES)
+    rows = run_ablation(args.out, axes=axes, base=args.recipe, steps=args.steps, batch_size=args.batch_size,
+                        fast=not args.full_eval, seed=args.seed)
+    print("\n| axis | variant | final loss | average retention |\n|---|---|---:|---:|")
+    for r in rows:
+        loss = "-" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
+        print(f"| {r['axis']} | {r['variant']} | {loss} | {r['retention']['average']:.4f} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ternlib",
@@ -196,6 +213,24 @@ def main(argv: list[str] | None = None) -> int:
                    help="ternarize the model by round-to-nearest first (no training), with the options below")
     _ternary_args(e)
     e.set_defaults(func=_eval)
+
+    a = sub.add_parser(
+        "ablate",
+        help="distill short runs that change one thing at a time (beta, scales, losses, steps)",
+        description="Ablation of the distillation recipe: each variant changes one setting of the base "
+        "recipe, trains a fresh ternary student for --steps steps and evaluates it (fast suite) against "
+        "the FP32 teacher. Rows are appended to OUT as they finish; rerun to continue. "
+        "Example: python -m ternlib ablate --out ablation.json --axes beta losses",
+    )
+    a.add_argument("--out", required=True, help="JSON file of results (appended to, resumable)")
+    a.add_argument("--axes", nargs="*", choices=["beta", "granularity", "losses", "steps"], help="default: all")
+    a.add_argument("--recipe", default="paper", help="base recipe")
+    a.add_argument("--steps", type=int, default=100, help="steps per variant")
+    a.add_argument("--batch-size", type=int, default=32)
+    a.add_argument("--full-eval", action="store_true", help="evaluate on the full suite (slow)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    a.set_defaults(func=_ablate)
 
     q = sub.add_parser(
         "quantize",

@@ -46,7 +46,7 @@ class DistillConfig:
 
     steps: int = 1000
     batch_size: int = 32
-    max_seq_length: int = 128
+    max_seq_length: int = 64
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1
@@ -54,7 +54,7 @@ class DistillConfig:
     min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
     losses: dict = field(default_factory=lambda: {"hidden_mse": 1.0})
-    bf16: bool = False  # autocast the student's forward to bfloat16
+    bf16: bool = False  # autocast teacher and student forward passes to bfloat16 (AMX / tensor cores)
     student_dropout: bool = False  # False: dropout off in the student (less noise for short runs)
     seed: int = 0
     checkpoint_every: int = 0  # steps between training checkpoints (0: only at the end)
@@ -308,9 +308,9 @@ def distill(
         idx = _batches(len(data), config.batch_size, config.seed, step)
         batch = collate([data[i] for i in idx])
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()} if isinstance(batch, dict) else batch
-        with torch.no_grad():
-            t_out = encoder_outputs(teacher, batch, need_layers)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            with torch.no_grad():
+                t_out = encoder_outputs(teacher, batch, need_layers)
             s_out = encoder_outputs(student, batch, need_layers)
         loss, parts = distill_loss(s_out, t_out, config.losses)
         if not torch.isfinite(loss):
