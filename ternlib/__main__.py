@@ -127,7 +127,13 @@ def _eval(args: argparse.Namespace) -> int:
         quantize_(model, _config_from(args))
         freeze_(model)
     t0 = time.perf_counter()
-    results = evaluate(model, tasks=args.tasks, fast=args.fast, batch_size=args.batch_size, seed=args.seed)
+    from .evaluation import BOOK_SIZES
+
+    preset = "fast" if args.fast else args.preset
+    sizes = BOOK_SIZES if preset == "book" else None
+    results = evaluate(model, tasks=args.tasks, fast=preset == "fast", sizes=sizes, batch_size=args.batch_size,
+                       seed=args.seed)
+    results["preset"] = preset
     results["model"] = args.model or "sentence-transformers/all-MiniLM-L6-v2"
     results["round_to_nearest"] = _config_from(args).to_dict() if args.round_to_nearest else None
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
@@ -202,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         "Example: python -m ternlib eval --model runs/best/model --fast --baseline fp32.json",
     )
     e.add_argument("--model", default=None, help="hub id, local path, or ternlib checkpoint (default: all-MiniLM-L6-v2)")
-    e.add_argument("--fast", action="store_true", help="sampled sets (about a minute) instead of the full ones")
+    e.add_argument("--preset", choices=["fast", "book", "full"], default="book",
+                   help="fast: small samples (about a minute; CI); book: the samples behind the book's tables "
+                   "(minutes); full: every item (WordNet: ~165k texts, ~40 min a model on one CPU thread)")
+    e.add_argument("--fast", action="store_true", help="same as --preset fast")
     e.add_argument("--tasks", nargs="*", help="task names (default: all)")
     e.add_argument("--out", help="write the results as JSON here")
     e.add_argument("--baseline", help="results JSON to compare with (adds a retention column)")

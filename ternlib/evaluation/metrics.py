@@ -26,13 +26,19 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     scores = np.asarray(scores)
     if scores.ndim != 2:
         raise ValueError(f"scores must be a 2-d (queries x documents) array, got shape {scores.shape}")
+    if scores.dtype.kind != "f":
+        scores = scores.astype(np.float64)
+    if np.isnan(scores).any():
+        raise ValueError("scores contain nan")
     k = min(k, scores.shape[1])
     if k <= 0:
         return np.zeros((scores.shape[0], 0), dtype=np.int64)
     if k < scores.shape[1]:
         # candidates: the k best plus every document tied with the k-th, so ties break by index
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        kth = np.take_along_axis(scores, part, 1).min(1, keepdims=True)
+        import torch  # topk without numpy's full-size index array
+
+        best = torch.topk(torch.from_numpy(np.ascontiguousarray(scores)), k, dim=1, sorted=False).values
+        kth = best.min(1, keepdim=True).values.numpy()
         out = np.empty((scores.shape[0], k), dtype=np.int64)
         for i in range(scores.shape[0]):
             cand = np.flatnonzero(scores[i] >= kth[i])
