@@ -65,6 +65,7 @@ def run_ablation(
     sizes: dict | None = None,
     seed: int = 0,
     train_sentences: int | None = None,
+    tasks: list[str] | None = None,
     progress: bool = True,
 ) -> list[dict]:
     """Run every variant of ``axes`` (skipping those already in ``out``) and return all rows."""
@@ -76,14 +77,15 @@ def run_ablation(
 
     path = Path(out)
     state = json.loads(path.read_text()) if path.exists() else {"rows": []}
-    settings = {"base": base, "steps": steps, "batch_size": batch_size, "fast": fast, "sizes": sizes, "seed": seed}
+    settings = {"base": base, "steps": steps, "batch_size": batch_size, "fast": fast, "sizes": sizes, "seed": seed,
+                "tasks": tasks}
     if state.get("settings", settings) != settings:
         raise ValueError(f"{path} holds an ablation with other settings {state['settings']}; use another file")
     state["settings"] = settings
     done = {(r["axis"], r["variant"]) for r in state["rows"]}
     teacher = load_text_encoder()
     if "baseline" not in state:
-        state["baseline"] = evaluate(teacher, fast=fast, sizes=sizes, seed=seed, progress=False)
+        state["baseline"] = evaluate(teacher, tasks=tasks, fast=fast, sizes=sizes, seed=seed, progress=False)
         path.write_text(json.dumps(state, indent=1))
     texts = training_sentences(train_sentences, seed=seed)
     tbase, dbase = recipe(base, steps=steps, batch_size=batch_size, seed=seed, bf16=True)
@@ -100,7 +102,7 @@ def run_ablation(
                 res = distill(teacher, student, texts, type(dbase).from_dict(dkw), progress=progress)
                 history = res.history
             freeze_(student)
-            results = evaluate(student, fast=fast, sizes=sizes, seed=seed, progress=False)
+            results = evaluate(student, tasks=tasks, fast=fast, sizes=sizes, seed=seed, progress=False)
             row = {"axis": axis, "variant": name, "ternary_config": tconfig.to_dict(),
                    "distill_config": dkw, "final_loss": history[-1]["loss"] if history else None,
                    "seconds": round(time.perf_counter() - t0, 1), "results": results,

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checkpoint import _is_sentence_transformer
 from .config import TernaryConfig
 from .quantize import quantize_, ternary_modules
 
@@ -101,14 +102,6 @@ class DistillConfig:
 
 
 # ---------------------------------------------------------------------------- model adapters
-def _is_sentence_transformer(model: nn.Module) -> bool:
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        return False
-    return isinstance(model, SentenceTransformer)
-
-
 def encoder_outputs(model: nn.Module, batch: Any, layers: bool = False) -> dict[str, torch.Tensor]:
     """Run ``model`` on ``batch`` and return ``hidden`` (B, T, H), ``mask`` (B, T), ``pooled`` (B, H)
     and with ``layers`` also ``layers`` (a tuple of (B, T, H)).

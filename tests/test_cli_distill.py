@@ -1,0 +1,67 @@
+"""The distill / eval / ablate commands end to end, on tiny settings."""
+import json
+import math
+
+import pytest
+import torch
+
+from ternlib import load, ternary_modules
+from ternlib.__main__ import main
+from ternlib.ablation import retention, run_ablation, variants
+from ternlib.corpus import brown_documents, is_training_document, training_sentences
+
+TINY = ["--steps", "3", "--batch-size", "4", "--max-seq-length", "16", "--train-sentences", "40", "--threads", "1"]
+
+
+def test_training_text_is_disjoint_from_genre_evaluation():
+    docs = brown_documents()
+    assert len(docs) == 500 and sum(t for _, _, t in docs) == 369
+    assert [is_training_document(i) for i in range(8)] == [False, True, True, True, False, True, True, True]
+    sents = training_sentences()
+    assert len(sents) > 30_000
+    assert training_sentences(10, seed=1) == training_sentences(10, seed=1) != training_sentences(10, seed=2)
+
+
+def test_distill_resume_and_eval_commands(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["distill", "--recipe", "paper", "--out", str(out), "--stop-after", "2", *TINY]) == 0
+    assert "run the same command again to resume" in capsys.readouterr().out
+    assert not (out / "model").exists()
+    assert main(["distill", "--recipe", "paper", "--out", str(out), *TINY]) == 0  # resumes at step 2
+    history = json.loads((out / "history.json").read_text())
+    assert [h["step"] for h in history] == [1, 2, 3]
+    run = json.loads((out / "run.json").read_text())
+    assert run["ternary_config"]["beta"] == 2.0 and run["distill_config"]["losses"] == {"hidden_mse": 1.0}
+    model = load(out / "model")
+    assert len(list(ternary_modules(model))) == 37
+    res = tmp_path / "eval.json"
+    assert main(["eval", "--model", str(out / "model"), "--fast", "--tasks", "lee-sts", "--threads", "1",
+                 "--out", str(res)]) == 0
+    table = capsys.readouterr().out
+    assert "lee-sts" in table and json.loads(res.read_text())["tasks"]["lee-sts"]["main"] > -1
+
+
+def test_distill_command_rejects_bad_losses(tmp_path):
+    with pytest.raises(SystemExit, match="--losses"):
+        main(["distill", "--out", str(tmp_path), "--losses", "hidden_mse=lots", *TINY])
+    with pytest.raises(ValueError, match="unknown loss terms"):
+        main(["distill", "--out", str(tmp_path), "--losses", "kl=1", *TINY])
+    with pytest.raises(ValueError, match="unknown recipe"):
+        main(["distill", "--out", str(tmp_path), "--recipe", "magic", *TINY])
+
+
+def test_ablation_runs_and_resumes(tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "ablation.json"
+    kw = dict(axes=("steps",), steps=4, batch_size=4, tasks=["lee-sts"], train_sentences=40, progress=False)
+    rows = run_ablation(out, **kw)
+    assert [r["variant"] for r in rows] == ["steps=0", "steps=1", "steps=4", "steps=16"]
+    assert rows[0]["final_loss"] is None and rows[-1]["final_loss"] < rows[1]["final_loss"]
+    assert all(math.isfinite(r["retention"]["average"]) for r in rows)
+    assert run_ablation(out, **kw) == rows  # nothing left to run
+    with pytest.raises(ValueError, match="other settings"):
+        run_ablation(out, **{**kw, "steps": 5})
+    assert [n for n, _ in variants("losses")][0] == "hidden (paper)"
+    with pytest.raises(ValueError, match="unknown ablation axis"):
+        variants("dropout")
+    assert retention({"tasks": {"a": {"main": 0.5}}}, {"tasks": {"a": {"main": 1.0}}}) == {"a": 0.5, "average": 0.5}
