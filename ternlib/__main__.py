@@ -100,13 +100,13 @@ def _distill(args: argparse.Namespace) -> int:
     done = res.history[-1]["step"] if res.history else 0
     (out / "history.json").write_text(json.dumps(res.history, indent=1))
     if done < dconfig.steps:
-        print(f"stopped at step {done} of {dconfig.steps}; run the same command again to resume")
+        print(f"stopped at step {done} of {dconfig.steps}; run the command again without --stop-after to resume")
         return 0
     if args.int8_embeddings:
         quantize_(student, Int8EmbeddingConfig(min_rows=1000))
     save(student, out / "model")
     run = {"recipe": args.recipe, "ternary_config": tconfig.to_dict(), "distill_config": dconfig.to_dict(),
-           "train_items": len(texts), "seconds_this_session": round(res.seconds, 1),
+           "train_items": len(texts), "training_seconds": round(res.seconds, 1),
            "command": "python -m ternlib " + " ".join(sys.argv[1:])}
     (out / "run.json").write_text(json.dumps(run, indent=1))
     print(storage_report(student))

@@ -178,7 +178,8 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
 
 
 def save_training_state(path: Path, student: nn.Module, opt: torch.optim.Optimizer, step: int,
-                        config: DistillConfig, tconfig: TernaryConfig, history: list[dict]) -> Path:
+                        config: DistillConfig, tconfig: TernaryConfig, history: list[dict],
+                        seconds: float = 0.0) -> Path:
     """Write a resumable training checkpoint (safetensors + JSON; no pickle)."""
     from safetensors.torch import save_file
 
@@ -190,7 +191,7 @@ def save_training_state(path: Path, student: nn.Module, opt: torch.optim.Optimiz
     save_file({"torch": torch.get_rng_state()}, str(path / "rng.safetensors"))
     tmp = path / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps({"step": step, "distill_config": config.to_dict(), "ternary_config": tconfig.to_dict(),
-                               "optimizer": opt_meta, "history": history}, indent=1))
+                               "optimizer": opt_meta, "history": history, "seconds": round(seconds, 1)}, indent=1))
     os.replace(tmp, path / STATE_FILE)  # the state file lands last: its presence marks a complete checkpoint
     return path
 
@@ -220,8 +221,11 @@ def _batches(n: int, batch_size: int, seed: int, step: int) -> list[int]:
 
 
 def make_student(teacher: nn.Module, tconfig: TernaryConfig | None = None, filter_fn=None) -> nn.Module:
-    """A ternarized deep copy of ``teacher`` (the teacher itself is left untouched)."""
-    return quantize_(copy.deepcopy(teacher), tconfig or TernaryConfig(), filter_fn)
+    """A ternarized deep copy of ``teacher`` whose parameters all train (the teacher is untouched)."""
+    student = quantize_(copy.deepcopy(teacher), tconfig or TernaryConfig(), filter_fn)
+    for p in student.parameters():
+        p.requires_grad_(True)  # the copy inherits a frozen teacher's flags
+    return student
 
 
 def distill(
@@ -252,7 +256,8 @@ def distill(
 
     Returns:
         the student (trained, still in training state: call ``ternlib.save`` to pack it), the
-        history (``step``, ``loss``, each term, ``lr``) and the wall time.
+        history (``step``, ``loss``, each term, ``lr``) and the training wall time, summed over
+        resumed sessions.
     """
     config = config or DistillConfig()
     if len(data) < config.batch_size:
@@ -264,9 +269,11 @@ def distill(
         raise ValueError("the student is frozen (packed for inference) and cannot be trained")
     tconfig = layers[0][1].config
     st = _is_sentence_transformer(student)
+    restore_lengths = None
     if collate is None:
         if not st:
             raise ValueError("pass collate= to turn a list of items into a model batch")
+        restore_lengths = (teacher.max_seq_length, student.max_seq_length)  # put back when done
         student.max_seq_length = teacher.max_seq_length = config.max_seq_length
         collate = student.preprocess
     need_layers = bool(config.losses.get("layer_mse", 0))
@@ -281,12 +288,12 @@ def distill(
     params = [p for p in student.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     history: list[dict] = []
-    step = 0
+    step, earlier = 0, 0.0
     out_dir = Path(output_dir) if output_dir is not None else None
     if out_dir is not None and resume:
         ckpt = latest_checkpoint(out_dir)
         if ckpt is not None:
-            step, history = _resume(ckpt, student, opt, config)
+            step, history, earlier = _resume(ckpt, student, opt, config)
 
     end = config.steps if stop_after is None else min(config.steps, stop_after)
     device = next(student.parameters()).device
@@ -328,27 +335,33 @@ def distill(
         if out_dir is not None and (
             (config.checkpoint_every and step % config.checkpoint_every == 0) or step == end
         ):
-            save_training_state(out_dir / f"step_{step:06d}", student, opt, step, config, tconfig, history)
+            save_training_state(out_dir / f"step_{step:06d}", student, opt, step, config, tconfig, history,
+                                earlier + time.perf_counter() - start)
     if bar is not None:
         bar.close()
     if st and need_layers:
         for m in (teacher, student):
             m[0].auto_model.config.output_hidden_states = False
+    if restore_lengths is not None:
+        teacher.max_seq_length, student.max_seq_length = restore_lengths
     student.eval()
-    return DistillResult(student, history, time.perf_counter() - start)
+    return DistillResult(student, history, earlier + time.perf_counter() - start)
 
 
-def _resume(ckpt: Path, student: nn.Module, opt: torch.optim.Optimizer, config: DistillConfig) -> tuple[int, list[dict]]:
+def _resume(ckpt: Path, student: nn.Module, opt: torch.optim.Optimizer,
+            config: DistillConfig) -> tuple[int, list[dict], float]:
     from safetensors.torch import load_file
 
     meta = json.loads((ckpt / STATE_FILE).read_text())
     saved = DistillConfig.from_dict(meta["distill_config"])
-    if saved != config:
+    operational = ("checkpoint_every", "log_every")  # may change between sessions
+    if {k: v for k, v in saved.to_dict().items() if k not in operational} != \
+            {k: v for k, v in config.to_dict().items() if k not in operational}:
         raise ValueError(f"cannot resume from {ckpt}: it was trained with a different DistillConfig ({saved})")
     student.load_state_dict(load_file(str(ckpt / "student.safetensors")), strict=True)
     _load_optimizer(opt, load_file(str(ckpt / "optimizer.safetensors")), meta["optimizer"])
     torch.set_rng_state(load_file(str(ckpt / "rng.safetensors"))["torch"])
-    return int(meta["step"]), list(meta["history"])
+    return int(meta["step"]), list(meta["history"]), float(meta.get("seconds", 0.0))
 
 
 # ---------------------------------------------------------------------------- named recipes

@@ -25,7 +25,7 @@ def test_training_text_is_disjoint_from_genre_evaluation():
 def test_distill_resume_and_eval_commands(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["distill", "--recipe", "paper", "--out", str(out), "--stop-after", "2", *TINY]) == 0
-    assert "run the same command again to resume" in capsys.readouterr().out
+    assert "without --stop-after to resume" in capsys.readouterr().out
     assert not (out / "model").exists()
     assert main(["distill", "--recipe", "paper", "--out", str(out), *TINY]) == 0  # resumes at step 2
     history = json.loads((out / "history.json").read_text())

@@ -80,3 +80,13 @@ def test_loss_terms_are_zero_for_identical_outputs():
     out = {"hidden": h, "mask": torch.ones(2, 5), "pooled": pooled, "layers": (h, h)}
     total, parts = distill_loss(out, out, {k: 1.0 for k in ("hidden_mse", "layer_mse", "pooled_cos", "pooled_mse", "relational")})
     assert float(total) == pytest.approx(0.0, abs=1e-6) and set(parts) == {"hidden_mse", "layer_mse", "pooled_cos", "pooled_mse", "relational"}
+
+
+def test_distill_leaves_lengths_and_trainability_as_they_were(minilm_fp):
+    length = minilm_fp.max_seq_length
+    first = make_student(minilm_fp)
+    distill(minilm_fp, first, SENTENCES, _cfg(steps=1), progress=False)
+    assert minilm_fp.max_seq_length == length and first.max_seq_length == length  # saved models keep 256
+    second = make_student(minilm_fp)  # made after the teacher was frozen by distill
+    n_all = sum(p.numel() for p in second.parameters())
+    assert sum(p.numel() for p in second.parameters() if p.requires_grad) == n_all
