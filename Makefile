@@ -31,7 +31,7 @@ results: setup
 	  $(TL) distill --recipe $$r --steps $(STEPS) --bf16 --int8-embeddings --checkpoint-every 100 --threads 1 --out $(ART)/$$r && \
 	  $(TL) eval --preset book --threads 1 --model $(ART)/$$r/model --out $(ART)/$$r/eval.json --baseline $(ART)/fp32.json || exit 1; \
 	done
-	$(TL) ablate --out $(ART)/ablation.json --axes beta losses granularity --steps 60 --threads 1
+	$(TL) ablate --out $(ART)/ablation.json --axes beta losses --steps 40 --threads 1
 
 notebooks: setup
 	$(VENV)/python tools/run_notebooks.py
