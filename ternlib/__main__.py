@@ -1,4 +1,4 @@
-"""Command line: ``python -m ternlib {distill,eval,ablate,quantize,storage} ...`` (``--help`` on each)."""
+"""Command line: ``python -m ternlib {distill,eval,ablate,quantize,storage,bench} ...`` (``--help`` on each)."""
 from __future__ import annotations
 
 import argparse
@@ -18,22 +18,22 @@ def _ternary_args(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument("--packing", choices=["2bit", "5trit"], default=d("2bit"), help="storage format of the codes")
 
 
-def _config_from(args: argparse.Namespace, base=None):
+def _config_from(args: argparse.Namespace, base=None, **extra):
     from . import TernaryConfig
 
-    base = base or TernaryConfig()
+    base = TernaryConfig(**{**(base or TernaryConfig()).to_dict(), **{k: v for k, v in extra.items() if v is not None}})
     kw = {k: getattr(args, a) for k, a in (("rule", "rule"), ("beta", "beta"), ("granularity", "granularity"),
                                            ("group_size", "group_size"), ("packing", "packing"))
           if getattr(args, a, None) is not None}
     return TernaryConfig(**{**base.to_dict(), **kw})
 
 
-def _load_any(path_or_id: str | None):
+def _load_any(path_or_id: str | None, activations: str | None = None):
     """A ternlib checkpoint directory -> ternlib.load; anything else -> the FP32 text encoder."""
     from . import load, load_text_encoder
 
     if path_or_id and (Path(path_or_id) / "ternlib.json").exists():
-        return load(path_or_id)
+        return load(path_or_id, activations=activations)
     return load_text_encoder(path_or_id)
 
 
@@ -122,9 +122,9 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = _load_any(args.model)
+    model = _load_any(args.model, args.activations)
     if args.round_to_nearest:
-        quantize_(model, _config_from(args))
+        quantize_(model, _config_from(args, activations=args.activations))
         freeze_(model)
     t0 = time.perf_counter()
     from .evaluation import BOOK_SIZES
@@ -135,7 +135,7 @@ def _eval(args: argparse.Namespace) -> int:
                        seed=args.seed)
     results["preset"] = preset
     results["model"] = args.model or "sentence-transformers/all-MiniLM-L6-v2"
-    results["round_to_nearest"] = _config_from(args).to_dict() if args.round_to_nearest else None
+    results["round_to_nearest"] = _config_from(args, activations=args.activations).to_dict() if args.round_to_nearest else None
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
     if args.out:
         save_results(results, args.out)
@@ -158,6 +158,21 @@ def _ablate(args: argparse.Namespace) -> int:
     for r in rows:
         loss = "-" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
         print(f"| {r['axis']} | {r['variant']} | {loss} | {r['retention']['average']:.4f} |")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    res = bench.run(quick=args.quick, checkpoint=args.checkpoint, threads=args.threads or None)
+    print(bench.table(res))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(res, indent=2))
+        print(f"\nwrote {args.out}")
+    if args.plot:
+        bench.plot(res, args.plot)
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -220,8 +235,27 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     e.add_argument("--round-to-nearest", action="store_true",
                    help="ternarize the model by round-to-nearest first (no training), with the options below")
+    e.add_argument("--activations", choices=["float", "int8"],
+                   help="activation precision of the ternary layers (default: as saved; int8 = per-token int8, "
+                   "the fast CPU path)")
     _ternary_args(e)
     e.set_defaults(func=_eval)
+
+    b = sub.add_parser(
+        "bench",
+        help="time ternary layers and the ternary MiniLM against FP32, bf16 and int8 dynamic quantization",
+        description="Benchmark, every comparison interleaved in one process and reported as ratios of "
+        "medians to FP32: one linear layer (MiniLM, BERT-base and ViT-B shapes at M = 1, 16, 128, 4096 "
+        "tokens), the MiniLM encoder end to end (one short query; 512 sentences in batches of 64), and "
+        "the checkpoint's storage. Example: python -m ternlib bench --quick",
+    )
+    b.add_argument("--quick", action="store_true", help="two layer shapes and a short encoder run (under a minute)")
+    b.add_argument("--checkpoint", help="ternary checkpoint for the encoder part (default: the book's best model; "
+                   "if absent, the FP32 model ternarized by round-to-nearest: same speed)")
+    b.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    b.add_argument("--out", help="write the results as JSON here")
+    b.add_argument("--plot", help="write a PNG of the ratios here")
+    b.set_defaults(func=_bench)
 
     a = sub.add_parser(
         "ablate",

@@ -15,7 +15,9 @@ from a skeleton you pass), swaps in frozen ternary layers, loads the tensors wit
 """
 from __future__ import annotations
 
+
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -262,14 +264,22 @@ def _build_skeleton(path: Path, meta: dict[str, Any], model: nn.Module | None) -
     raise CheckpointError(f"unknown model kind {kind!r} in {path / CONFIG_FILE}")
 
 
-def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | torch.device = "cpu") -> nn.Module:
-    """Load a checkpoint written by :func:`save`, frozen and in eval mode.
+def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | torch.device = "cpu",
+         activations: str | None = None) -> nn.Module:
+    """Load a checkpoint written by :func:`save`, frozen and in eval mode, ready for fast inference.
+
+    Every ternary layer computes through the kernel dispatch (:mod:`ternlib.kernels`), which
+    picks the fastest kernel for each call (packed C++ kernel for a few tokens, int8/bf16 GEMM
+    for large batches on CPU, Triton on CUDA).
 
     Args:
         path: the checkpoint directory.
         model: for a plain torch model, a freshly built instance of its architecture (full
             precision, not quantized); not needed for transformers or sentence-transformers models.
         device: where the loaded model lives.
+        activations: override the saved activation precision of the ternary layers:
+            ``"int8"`` (per-token int8, the fastest CPU path) or ``"float"``; ``None`` keeps
+            what the checkpoint says.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -283,6 +293,10 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | 
         config = TernaryConfig.from_dict(meta["ternary_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"invalid ternary_config in {path / CONFIG_FILE}: {e}") from None
+    if activations is not None:
+        if activations not in ("float", "int8"):
+            raise ValueError(f"activations must be 'float' or 'int8', got {activations!r}")
+        config = dataclasses.replace(config, activations=activations)
     skeleton = _build_skeleton(path, meta, model)
 
     modules = dict(skeleton.named_modules())

@@ -11,10 +11,12 @@ from typing import Any, Literal
 Rule = Literal["absmean", "twn"]
 Granularity = Literal["tensor", "row", "group"]
 Packing = Literal["2bit", "5trit"]
+Activations = Literal["float", "int8"]
 
 RULES = ("absmean", "twn")
 GRANULARITIES = ("tensor", "row", "group")
 PACKINGS = ("2bit", "5trit")
+ACTIVATIONS = ("float", "int8")
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,15 @@ class TernaryConfig:
         group_size: columns per group when ``granularity="group"``.
         packing: storage of frozen codes: ``"2bit"`` (4 codes a byte) or ``"5trit"``
             (5 codes a byte in base 3, 1.6 bits a weight).
+        activations: precision of the layer's inputs: ``"float"`` (kept as they come) or
+            ``"int8"`` (quantized per token to int8 with an absmax scale, as BitNet b1.58 does;
+            fast integer kernels then compute the products exactly). In training the int8
+            rounding goes through a straight-through estimator.
 
     Example:
         >>> from ternlib import TernaryConfig
         >>> TernaryConfig(beta=1.0, granularity="row")
-        TernaryConfig(rule='absmean', beta=1.0, granularity='row', group_size=128, packing='2bit')
+        TernaryConfig(rule='absmean', beta=1.0, granularity='row', group_size=128, packing='2bit', activations='float')
     """
 
     rule: Rule = "absmean"
@@ -43,6 +49,7 @@ class TernaryConfig:
     granularity: Granularity = "tensor"
     group_size: int = 128
     packing: Packing = "2bit"
+    activations: Activations = "float"
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -57,6 +64,8 @@ class TernaryConfig:
             raise ValueError(f"TernaryConfig.group_size must be a positive int, got {self.group_size!r}")
         if self.packing not in PACKINGS:
             raise ValueError(f"TernaryConfig.packing must be one of {PACKINGS}, got {self.packing!r}")
+        if self.activations not in ACTIVATIONS:
+            raise ValueError(f"TernaryConfig.activations must be one of {ACTIVATIONS}, got {self.activations!r}")
         object.__setattr__(self, "beta", float(self.beta))
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,4 +85,4 @@ class TernaryConfig:
         """A compact label such as ``absmean(beta=2)/tensor`` for tables and plots."""
         rule = f"absmean(beta={self.beta:g})" if self.rule == "absmean" else "twn"
         gran = f"group{self.group_size}" if self.granularity == "group" else self.granularity
-        return f"{rule}/{gran}"
+        return f"{rule}/{gran}" + ("/a8" if self.activations == "int8" else "")

@@ -324,7 +324,7 @@ def distill(
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         opt.step()
         step += 1
-        if step % config.log_every == 0 or step == 1 or step == config.steps:
+        if step % config.log_every == 0 or step in (1, end, config.steps):  # end: where a stopped run stopped
             history.append({"step": step, "loss": float(loss.detach()), "lr": lr, **parts})
         if callback is not None and callback_every and (step % callback_every == 0 or step == config.steps):
             extra = callback(step, student) or {}

@@ -4,7 +4,17 @@ A kernel computes ``y = x @ W^T + b`` for ``x`` of shape ``(..., K)`` and a pack
 ``W`` of shape ``(N, K)``. The reference kernel below defines the truth: unpack the codes,
 multiply by the scales, call ``F.linear``. Faster kernels register beside it with
 :func:`register_kernel` and are tested against it; :func:`ternary_linear` picks, for each call,
-the highest-priority kernel whose ``supports(x, w)`` holds, unless one is named.
+the highest-priority kernel whose ``supports(x, w)`` holds, unless one is named (per layer,
+``layer.kernel = "name"``, or for the whole process, ``TERNLIB_KERNEL=name``).
+
+Registered kernels: ``reference`` (any device), ``cpu_packed`` (C++, small batches),
+``cpu_unpacked`` (PyTorch int8/bf16 GEMM, large batches), ``triton_packed`` and ``triton_int8``
+(CUDA). Small against large is decided by :func:`crossover` (tokens per call).
+
+Activations: with ``activations="float"`` the reference computes ``F.linear(x, scale * codes)``;
+with ``"int8"`` it first quantizes each token (row of ``x``) to int8 with
+:func:`quantize_activations` and computes the integer products exactly, so integer kernels must
+match it bit for bit.
 
 Example:
     >>> import torch
@@ -19,8 +29,9 @@ Example:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,11 +50,29 @@ class PackedTernary:
     shape: tuple[int, int]  # (N, K)
     packing: str  # "2bit" | "5trit"
     group_size: int | None  # columns per scale group (None unless granularity="group")
+    activations: str = "float"  # "float" | "int8" (per-token absmax int8)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # kernel-specific forms, see cached()
 
     @classmethod
     def from_codes(cls, codes: torch.Tensor, scales: torch.Tensor, config: TernaryConfig) -> "PackedTernary":
         group = config.group_size if config.granularity == "group" else None
-        return cls(pack(codes, config.packing), scales.float(), tuple(codes.shape), config.packing, group)
+        return cls(pack(codes, config.packing), scales.float(), tuple(codes.shape), config.packing, group,
+                   config.activations)
+
+    def cached(self, name: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``make()`` computed once and kept in :attr:`cache` while the packed codes are unchanged.
+
+        Kernels keep their own forms of the weight here (a re-packed layout, unpacked int8
+        codes), so nothing is re-unpacked per call. A frozen ``TernaryLinear`` passes the same
+        dict on every call; moving the layer or loading new codes into it invalidates it.
+        """
+        key = (self.packed.data_ptr(), _version(self.packed), self.packed.device, self.scales.data_ptr(), _version(self.scales))
+        if self.cache.get("_key") != key:
+            self.cache.clear()
+            self.cache["_key"] = key
+        if name not in self.cache:
+            self.cache[name] = make()
+        return self.cache[name]
 
     def codes(self) -> torch.Tensor:
         """Unpacked int8 codes ``(N, K)``."""
@@ -52,6 +81,13 @@ class PackedTernary:
     def dequantize(self) -> torch.Tensor:
         """The float32 weight ``(N, K)`` these codes and scales stand for."""
         return dequantize(self.codes(), self.scales, self.group_size)
+
+
+def _version(t: torch.Tensor) -> int | None:
+    try:
+        return t._version
+    except RuntimeError:  # inference tensors (made under torch.inference_mode) keep no version counter
+        return None
 
 
 KernelFn = Callable[[torch.Tensor, PackedTernary, "torch.Tensor | None"], torch.Tensor]
@@ -67,6 +103,7 @@ class Kernel:
 
 
 _KERNELS: dict[str, Kernel] = {}
+_BY_PRIORITY: list[Kernel] = []  # _KERNELS' values, highest priority first
 
 
 def register_kernel(name: str, *, priority: int = 0, supports: SupportsFn | None = None) -> Callable[[KernelFn], KernelFn]:
@@ -78,9 +115,16 @@ def register_kernel(name: str, *, priority: int = 0, supports: SupportsFn | None
 
     def deco(fn: KernelFn) -> KernelFn:
         _KERNELS[name] = Kernel(name, fn, priority, supports or (lambda x, w: True))
+        _BY_PRIORITY[:] = sorted(_KERNELS.values(), key=lambda k: -k.priority)
         return fn
 
     return deco
+
+
+def unregister_kernel(name: str) -> None:
+    """Remove a kernel registered with :func:`register_kernel` (``KeyError`` if unknown)."""
+    del _KERNELS[name]
+    _BY_PRIORITY[:] = sorted(_KERNELS.values(), key=lambda k: -k.priority)
 
 
 def available_kernels() -> list[str]:
@@ -88,8 +132,39 @@ def available_kernels() -> list[str]:
     return [k.name for k in sorted(_KERNELS.values(), key=lambda k: -k.priority)]
 
 
+_CROSSOVER = [None]
+
+
+def crossover() -> int:
+    """Largest number of tokens (rows of ``x``) for which the small-batch kernels are chosen.
+
+    Default 64, from the per-layer benchmark (``python -m ternlib bench``), which also prints
+    the crossover it measures on the machine it runs on; override with
+    :func:`set_crossover` or ``TERNLIB_CROSSOVER``.
+    """
+    if _CROSSOVER[0] is not None:
+        return _CROSSOVER[0]
+    env = os.environ.get("TERNLIB_CROSSOVER")
+    if env is None:
+        return 64
+    if env is not None:
+        try:
+            return int(env)
+        except ValueError:
+            raise ValueError(f"TERNLIB_CROSSOVER must be an integer number of tokens, got {env!r}") from None
+    return 64
+
+
+def set_crossover(tokens: int | None) -> None:
+    """Set :func:`crossover` for this process (``None`` restores the default)."""
+    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
+        raise ValueError(f"crossover must be a non-negative int or None, got {tokens!r}")
+    _CROSSOVER[0] = tokens
+
+
 def select_kernel(x: torch.Tensor, w: PackedTernary, name: str | None = None) -> Kernel:
     """The kernel :func:`ternary_linear` would use for this call."""
+    name = name or os.environ.get("TERNLIB_KERNEL") or None
     if name is not None:
         if name not in _KERNELS:
             raise ValueError(f"unknown ternary kernel {name!r}; registered: {available_kernels()}")
@@ -97,7 +172,7 @@ def select_kernel(x: torch.Tensor, w: PackedTernary, name: str | None = None) ->
         if not kernel.supports(x, w):
             raise ValueError(f"kernel {name!r} does not support input {tuple(x.shape)} {x.dtype} on {x.device}")
         return kernel
-    for kernel in sorted(_KERNELS.values(), key=lambda k: -k.priority):
+    for kernel in _BY_PRIORITY:
         if kernel.supports(x, w):
             return kernel
     raise RuntimeError("no registered ternary kernel supports this call")  # reference supports all
@@ -110,9 +185,74 @@ def ternary_linear(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None 
     return select_kernel(x, w, kernel).fn(x, w, bias)
 
 
+def quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token absmax int8 quantization: ``x ~ q * scale`` with ``q`` in [-127, 127].
+
+    ``q = round(x * (127 / amax))`` (round half to even), ``scale = amax / 127``, with ``amax``
+    the largest ``|x|`` of each row; an all-zero row gives ``q = 0`` and ``scale = 0``.
+    Computed in float32; the C++ and Triton kernels reproduce it bit for bit.
+
+    Example:
+        >>> import torch
+        >>> q, s = quantize_activations(torch.tensor([[1.0, -0.5, 0.25, 0.0]]))
+        >>> q.tolist(), round(s.item() * 127, 6)
+        ([[127, -64, 32, 0]], 1.0)
+    """
+    xf = x.float()
+    amax = xf.abs().amax(-1, keepdim=True) if xf.shape[-1] else xf.new_zeros(*xf.shape[:-1], 1)  # (..., 1)
+    inv = torch.where(amax > 0, 127.0 / amax, torch.zeros_like(amax))
+    q = torch.round(xf * inv).clamp_(-127, 127).to(torch.int8)  # (..., K)
+    return q, amax / 127.0
+
+
+def fake_quantize_activations(x: torch.Tensor) -> torch.Tensor:
+    """``q * scale`` of :func:`quantize_activations` in ``x.dtype``, with a straight-through gradient."""
+    q, s = quantize_activations(x.detach())
+    return x + ((q.float() * s).to(x.dtype) - x).detach()
+
+
 @register_kernel("reference", priority=0)
 def reference_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None) -> torch.Tensor:
-    """The truth: unpack, dequantize in float32, cast to ``x.dtype``, ``F.linear``."""
+    """The truth.
+
+    float activations: unpack, dequantize in float32, cast to ``x.dtype``, ``F.linear``.
+    int8 activations: ``acc = q @ codes^T`` computed exactly (float64 holds every such
+    integer sum), then ``y = float32(acc) * (sx * sw) + bias`` per scale group, cast to ``x.dtype``.
+    """
+    if w.activations == "int8":
+        return _reference_int8(x, w, bias)
     weight = w.dequantize().to(device=x.device, dtype=x.dtype)  # (N, K)
     b = None if bias is None else bias.to(x.dtype)
     return F.linear(x, weight, b)  # (..., N)
+
+
+def _reference_int8(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None) -> torch.Tensor:
+    n, k = w.shape
+    q, sx = quantize_activations(x)  # (..., K) int8, (..., 1) float32
+    codes = w.codes().to(x.device, torch.float64)  # (N, K)
+    scales = w.scales.to(x.device, torch.float32)  # (1|N, G)
+    g = 1 if w.group_size is None else scales.shape[1]
+    width = k if w.group_size is None else w.group_size
+    y = None
+    for j in range(g):  # scale groups of `width` input columns
+        cols = slice(j * width, min(k, (j + 1) * width))
+        acc = q[..., cols].double() @ codes[:, cols].T  # (..., N), exact integers
+        part = acc.float() * (sx * scales[:, j].reshape(-1))  # (..., N)
+        y = part if y is None else y + part
+    if y is None:  # K == 0
+        y = torch.zeros(*x.shape[:-1], n, device=x.device)
+    if bias is not None:
+        y = y + bias.to(x.device, torch.float32)
+    return y.to(x.dtype)
+
+
+def _register_backends() -> None:
+    from . import cpu_kernels  # noqa: F401  (registers cpu_packed, cpu_unpacked)
+
+    try:
+        from . import triton_kernels  # noqa: F401  (registers triton_packed, triton_int8)
+    except ImportError:
+        pass
+
+
+_register_backends()

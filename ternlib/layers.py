@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import TernaryConfig
-from .kernels import PackedTernary, ternary_linear
+from .kernels import PackedTernary, fake_quantize_activations, ternary_linear
 from .packing import packed_shape, unpack
 from .ternarize import dequantize, fake_quantize, ste_weight, ternarize
 
@@ -56,6 +56,7 @@ class TernaryLinear(nn.Module):
             raise TypeError(f"config must be a TernaryConfig, got {type(self.config).__name__}")
         self.frozen = False
         self.kernel: str | None = None  # None: let the dispatch choose
+        self._kernel_cache: dict = {}  # kernels' derived forms of the frozen weight (not saved)
         self.weight = nn.Parameter(torch.empty(out_features, in_features, device=device, dtype=dtype))
         self.bias = nn.Parameter(torch.empty(out_features, device=device, dtype=dtype)) if bias else None
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Linear's init
@@ -84,6 +85,7 @@ class TernaryLinear(nn.Module):
         nn.Module.__init__(layer)
         layer.in_features, layer.out_features, layer.config = in_features, out_features, config
         layer.kernel = None
+        layer._kernel_cache = {}
         layer.weight = None
         layer.bias = nn.Parameter(torch.zeros(out_features), requires_grad=False) if bias else None
         n_groups = _n_scale_groups(config, in_features)
@@ -110,11 +112,18 @@ class TernaryLinear(nn.Module):
         return self
 
     def packed_weight(self) -> PackedTernary:
-        """The frozen weight as the kernels see it."""
+        """The frozen weight as the kernels see it (one object per layer, rebuilt if its buffers change)."""
         if not self.frozen:
             raise RuntimeError("packed_weight() needs a frozen layer: call freeze() first")
+        pw = self.__dict__.get("_packed_weight")
+        if (pw is not None and pw.packed is self.packed and pw.scales is self.scales
+                and pw.activations == self.config.activations):
+            return pw
         group = self.config.group_size if self.config.granularity == "group" else None
-        return PackedTernary(self.packed, self.scales, (self.out_features, self.in_features), self.config.packing, group)
+        pw = PackedTernary(self.packed, self.scales, (self.out_features, self.in_features), self.config.packing, group,
+                           self.config.activations, self.__dict__.setdefault("_kernel_cache", {}))
+        self.__dict__["_packed_weight"] = pw
+        return pw
 
     def codes(self) -> torch.Tensor:
         """Ternary codes ``(N, K)`` int8 (from the packed buffer, or computed from the latent weight)."""
@@ -139,6 +148,8 @@ class TernaryLinear(nn.Module):
         if self.frozen:
             return ternary_linear(x, self.packed_weight(), self.bias, self.kernel)
         w = ste_weight(self.weight, self.config)
+        if self.config.activations == "int8":
+            x = fake_quantize_activations(x)
         return F.linear(x, w.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
 
     def extra_repr(self) -> str:
@@ -147,7 +158,10 @@ class TernaryLinear(nn.Module):
         gran = f"granularity={c.granularity}" + (f", group_size={c.group_size}" if c.granularity == "group" else "")
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
-            f"{rule}, {gran}, packing={c.packing}, frozen={self.frozen}"
+            f"{rule}, {gran}, packing={c.packing}"
+            + (f", activations={c.activations}" if c.activations != "float" else "")
+            + f", frozen={self.frozen}"
+            + (f", kernel={self.kernel}" if self.kernel else "")
         )
 
 

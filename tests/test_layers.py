@@ -75,7 +75,7 @@ def test_reference_kernel_is_dense_linear_on_dequantized_weight():
 def test_dispatch_picks_highest_priority_supported_kernel():
     calls = []
 
-    @register_kernel("test-small-m", priority=10, supports=lambda x, w: x.shape[0] <= 2)
+    @register_kernel("test-small-m", priority=1000, supports=lambda x, w: x.shape[0] <= 2)
     def small(x, w, bias):
         calls.append(x.shape[0])
         return K.reference_kernel(x, w, bias)
@@ -84,7 +84,7 @@ def test_dispatch_picks_highest_priority_supported_kernel():
         assert available_kernels()[0] == "test-small-m"
         layer = TernaryLinear(8, 4).freeze()
         layer(torch.randn(2, 8))
-        layer(torch.randn(5, 8))  # not supported -> reference
+        layer(torch.randn(5, 8))  # not supported -> the next kernel
         assert calls == [2]
         layer.kernel = "reference"
         layer(torch.randn(1, 8))
@@ -96,4 +96,5 @@ def test_dispatch_picks_highest_priority_supported_kernel():
         with pytest.raises(ValueError, match="unknown ternary kernel"):
             layer(torch.randn(1, 8))
     finally:
-        K._KERNELS.pop("test-small-m")
+        K.unregister_kernel("test-small-m")
+    assert "test-small-m" not in available_kernels()

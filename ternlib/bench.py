@@ -1,0 +1,303 @@
+"""Benchmarks: ternary layers and encoders against FP32, bf16 and int8 dynamic quantization.
+
+Machines are noisy, so every comparison runs its variants **interleaved in one process** (each
+repeat times every variant once, in a rotating order) and reports medians and ratios to FP32
+measured side by side. Three parts:
+
+- ``layers``: one linear layer, the shapes of MiniLM, BERT-base and ViT-B (ViT-B/16 has the
+  same linear shapes as BERT-base), for M = 1, 16, 128, 4096 tokens;
+- ``encoder``: the MiniLM sentence encoder, one short query and 512 sentences in batches of 64;
+- ``storage``: bytes of the saved files.
+
+Command line: ``python -m ternlib bench [--quick] [--out bench.json] [--plot bench.png]``.
+
+Example:
+    >>> from ternlib.bench import interleaved
+    >>> t = interleaved({"a": lambda: sum(range(100)), "b": lambda: sum(range(1000))}, repeats=5)
+    >>> sorted(t), t["a"] < t["b"]
+    (['a', 'b'], True)
+"""
+from __future__ import annotations
+
+import copy
+import os
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import TernaryConfig
+from .layers import TernaryLinear
+
+# (name, in_features K, out_features N)
+LAYER_SHAPES = [
+    ("MiniLM attn 384->384", 384, 384), ("MiniLM ffn-up 384->1536", 384, 1536), ("MiniLM ffn-down 1536->384", 1536, 384),
+    ("BERT-base/ViT-B attn 768->768", 768, 768), ("BERT-base/ViT-B ffn-up 768->3072", 768, 3072),
+    ("BERT-base/ViT-B ffn-down 3072->768", 3072, 768),
+]
+TOKENS = [1, 16, 128, 4096]
+QUERY = "How do ternary weights make an embedding model smaller and faster?"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "book" / "artifacts" / "text" / "best" / "model"
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int = 2,
+                min_seconds: float = 0.0) -> dict[str, float]:
+    """Median seconds per call of each function, timed in rotating interleaved order.
+
+    ``min_seconds`` keeps repeating (beyond ``repeats``) until that much time has passed, which
+    steadies very short calls.
+    """
+    names = list(fns)
+    for _ in range(warmup):
+        for n in names:
+            fns[n]()
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    start, r = time.perf_counter(), 0
+    while r < repeats or time.perf_counter() - start < min_seconds:
+        order = names[r % len(names):] + names[:r % len(names)]
+        for n in order:
+            t0 = time.perf_counter()
+            fns[n]()
+            samples[n].append(time.perf_counter() - t0)
+        r += 1
+    return {n: statistics.median(v) for n, v in samples.items()}
+
+
+def _dynamic_int8(module: nn.Module) -> nn.Module:
+    """PyTorch's int8 dynamic quantization of every nn.Linear (fbgemm), the usual CPU baseline."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)
+
+
+def _ternary_layer(linear: nn.Linear, activations: str) -> TernaryLinear:
+    return TernaryLinear.from_linear(linear, TernaryConfig(activations=activations)).freeze()
+
+
+@torch.inference_mode()
+def layer_bench(shapes=LAYER_SHAPES, tokens=TOKENS, repeats: int = 10, min_seconds: float = 0.3,
+                progress: bool = True) -> list[dict[str, Any]]:
+    """Per-layer medians (ms) and ratios to FP32 ``F.linear``, all variants interleaved."""
+    from tqdm.auto import tqdm
+
+    rows = []
+    cases = [(s, m) for s in shapes for m in tokens]
+    for (name, k, n), m in tqdm(cases, desc="layers", disable=not progress):
+        g = torch.Generator().manual_seed(0)
+        lin = nn.Linear(k, n)
+        x = torch.randn(m, k, generator=g)  # (M, K)
+        xb, wb, bb = x.bfloat16(), lin.weight.detach().bfloat16(), lin.bias.detach().bfloat16()
+        dyn = _dynamic_int8(nn.Sequential(lin))
+        t8, tf = _ternary_layer(lin, "int8"), _ternary_layer(lin, "float")
+        w, b = lin.weight.detach(), lin.bias.detach()
+        fns = {
+            "fp32": lambda: F.linear(x, w, b),
+            "bf16": lambda: F.linear(xb, wb, bb),
+            "int8 dynamic": lambda: dyn(x),
+            "ternary a8": lambda: t8(x),
+            "ternary fp-act": lambda: tf(x),
+        }
+        reps = repeats if m < 4096 else max(3, repeats // 3)
+        med = interleaved(fns, reps, min_seconds=min_seconds if m < 4096 else 0.0)
+        from .kernels import select_kernel
+
+        rows.append({"layer": name, "K": k, "N": n, "M": m,
+                     "kernel a8": select_kernel(x, t8.packed_weight()).name,
+                     "ms": {v: 1e3 * t for v, t in med.items()},
+                     "ratio": {v: t / med["fp32"] for v, t in med.items()}})
+    return rows
+
+
+@torch.inference_mode()
+def crossover_bench(k: int = 384, n: int = 1536, tokens=(8, 16, 32, 48, 64, 96, 128, 192, 256),
+                    repeats: int = 7, progress: bool = True) -> dict[str, Any]:
+    """Packed (small-M) against unpacked (large-M) CPU kernel, int8 activations: where they cross."""
+    from tqdm.auto import tqdm
+
+    from .kernels import set_crossover, ternary_linear
+
+    layer = _ternary_layer(nn.Linear(k, n), "int8")
+    w = layer.packed_weight()
+    rows, best = [], None
+    set_crossover(10**9)
+    try:
+        for m in tqdm(tokens, desc="crossover", disable=not progress):
+            x = torch.randn(m, k)
+            med = interleaved({"cpu_packed": lambda: ternary_linear(x, w, layer.bias, "cpu_packed"),
+                               "cpu_unpacked": lambda: ternary_linear(x, w, layer.bias, "cpu_unpacked")},
+                              repeats, min_seconds=0.2)
+            rows.append({"M": m, "ms": {n_: 1e3 * t for n_, t in med.items()}})
+            if med["cpu_packed"] <= med["cpu_unpacked"]:
+                best = m
+    finally:
+        set_crossover(None)
+    return {"shape": [k, n], "rows": rows, "largest M where packed wins": best}
+
+
+def _sentences(n: int) -> list[str]:
+    try:
+        from .corpus import training_sentences
+
+        return training_sentences(n, seed=1, min_words=8, max_words=40)
+    except (FileNotFoundError, ImportError):  # the Brown corpus is not installed: varied synthetic text
+        import random
+
+        words = ("ternary weights make small fast embedding models for search over large text collections "
+                 "with little loss in quality when the student learns from its teacher").split()
+        rng = random.Random(1)
+        return [" ".join(rng.choice(words) for _ in range(rng.randint(8, 40))) for _ in range(n)]
+
+
+@torch.inference_mode()
+def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 512, batch_size: int = 64,
+                  repeats: int = 5, query_repeats: int = 30, progress: bool = True) -> dict[str, Any]:
+    """End to end MiniLM: FP32 against bf16, int8 dynamic and the ternary checkpoint (a8 and fp-act)."""
+    from . import load, load_text_encoder
+    from .models import quiet_hf
+
+    fp32 = load_text_encoder().eval()
+    bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
+    dyn = _dynamic_int8(copy.deepcopy(fp32))
+    ckpt = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    if (ckpt / "ternlib.json").exists():
+        t8, tf, source = load(ckpt, activations="int8"), load(ckpt, activations="float"), str(ckpt)
+    else:  # speed does not depend on training: ternarize the FP32 weights directly
+        from . import Int8EmbeddingConfig, freeze_, quantize_
+
+        def make(act):
+            m = quantize_(copy.deepcopy(fp32), TernaryConfig(activations=act))
+            quantize_(m, Int8EmbeddingConfig(min_rows=1000))
+            return freeze_(m)
+
+        t8, tf, source = make("int8"), make("float"), "round-to-nearest ternarization of the FP32 model"
+    models = {"fp32": fp32, "bf16": bf16, "int8 dynamic": dyn, "ternary a8": t8, "ternary fp-act": tf}
+    sents = _sentences(n_sentences)
+
+    def enc(model, texts, bs):
+        with quiet_hf():
+            return model.encode(texts, batch_size=bs, convert_to_tensor=True, show_progress_bar=False)
+
+    out: dict[str, Any] = {"ternary source": source, "workloads": []}
+    work = [("one query", [QUERY], 1, query_repeats), (f"{n_sentences} sentences, batch {batch_size}", sents, batch_size, repeats)]
+    for label, texts, bs, reps in work:
+        med = interleaved({name: (lambda m=m: enc(m, texts, bs)) for name, m in models.items()}, reps, warmup=1,
+                          min_seconds=1.0 if len(texts) == 1 else 0.0)
+        out["workloads"].append({"workload": label, "ms": {k: 1e3 * v for k, v in med.items()},
+                                 "ratio": {k: v / med["fp32"] for k, v in med.items()}})
+    ref = enc(fp32, sents[:64], 64).float()
+    out["cosine to fp32 (first 64 sentences)"] = {
+        name: float(F.cosine_similarity(enc(m, sents[:64], 64).float(), ref).mean()) for name, m in models.items()}
+    return out
+
+
+def storage_bench(checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Bytes on disk: the FP32 MiniLM weights against the ternary checkpoint's files."""
+    from .models import resolve_text_model
+
+    out: dict[str, Any] = {}
+    src = Path(resolve_text_model(None))
+    fp = sorted(src.glob("*.safetensors")) if src.is_dir() else []
+    if fp:
+        out["fp32 safetensors bytes"] = sum(p.stat().st_size for p in fp)
+    ckpt = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    if (ckpt / "ternlib.safetensors").exists():
+        out["ternary checkpoint bytes"] = sum(p.stat().st_size for p in ckpt.iterdir() if p.is_file())
+        if fp:
+            out["ratio"] = out["ternary checkpoint bytes"] / out["fp32 safetensors bytes"]
+    return out
+
+
+def machine() -> dict[str, Any]:
+    from . import cpu_kernels
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "packed kernel isa": cpu_kernels.isa(), "python": platform.python_version()}
+
+
+def run(quick: bool = False, checkpoint: str | os.PathLike | None = None, threads: int | None = None,
+        progress: bool = True) -> dict[str, Any]:
+    """The whole benchmark; ``quick`` (under a minute) keeps two layer shapes and a short encoder run."""
+    if threads:
+        torch.set_num_threads(threads)
+    res: dict[str, Any] = {"machine": machine(), "quick": quick}
+    if quick:
+        res["layers"] = layer_bench([LAYER_SHAPES[1], LAYER_SHAPES[4]], [1, 128], repeats=5, min_seconds=0.1,
+                                    progress=progress)
+        res["encoder"] = encoder_bench(checkpoint, n_sentences=64, repeats=3, query_repeats=10, progress=progress)
+    else:
+        res["layers"] = layer_bench(progress=progress)
+        res["crossover"] = crossover_bench(progress=progress)
+        res["encoder"] = encoder_bench(checkpoint, progress=progress)
+    res["storage"] = storage_bench(checkpoint)
+    return res
+
+
+def table(res: dict[str, Any]) -> str:
+    """Markdown tables of the ratios (variant time / FP32 time, lower is faster)."""
+    variants = ["bf16", "int8 dynamic", "ternary a8", "ternary fp-act"]
+    lines = ["| layer | M | fp32 ms | " + " | ".join(variants) + " | kernel (a8) |",
+             "|---|---:|---:|" + "---:|" * len(variants) + "---|"]
+    for r in res.get("layers", []):
+        lines.append(f"| {r['layer']} | {r['M']} | {r['ms']['fp32']:.3f} | "
+                     + " | ".join(f"{r['ratio'][v]:.2f}x" for v in variants) + f" | {r['kernel a8']} |")
+    lines += ["", "| encoder workload | fp32 ms | " + " | ".join(variants) + " |", "|---|---:|" + "---:|" * len(variants)]
+    for w in res.get("encoder", {}).get("workloads", []):
+        lines.append(f"| {w['workload']} | {w['ms']['fp32']:.1f} | " + " | ".join(f"{w['ratio'][v]:.2f}x" for v in variants) + " |")
+    st = res.get("storage", {})
+    if "ratio" in st:
+        lines += ["", f"storage: ternary checkpoint {st['ternary checkpoint bytes'] / 2**20:.1f} MiB, "
+                      f"FP32 {st['fp32 safetensors bytes'] / 2**20:.1f} MiB ({st['ratio']:.3f}x)"]
+    if "crossover" in res:
+        lines += ["", f"crossover (packed vs unpacked kernel, {res['crossover']['shape']}): packed wins up to "
+                      f"M = {res['crossover']['largest M where packed wins']}"]
+    return "\n".join(lines)
+
+
+def plot(res: dict[str, Any], path: str | os.PathLike) -> None:
+    """Ratio bars: per layer (one panel per M) and end to end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = ["bf16", "int8 dynamic", "ternary a8", "ternary fp-act"]
+    layers = res.get("layers", [])
+    ms = sorted({r["M"] for r in layers})
+    fig, axes = plt.subplots(1, len(ms) + 1, figsize=(4 * (len(ms) + 1), 4), squeeze=False)
+    for ax, m in zip(axes[0], ms):
+        rows = [r for r in layers if r["M"] == m]
+        width = 0.8 / len(variants)
+        for i, v in enumerate(variants):
+            ax.bar([j + i * width for j in range(len(rows))], [r["ratio"][v] for r in rows], width, label=v)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))])
+        ax.set_xticklabels([f"{r['K']}->{r['N']}" for r in rows], rotation=45, ha="right", fontsize=8)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_title(f"one layer, M = {m}")
+        ax.set_ylabel("time / FP32 time")
+    ax = axes[0][-1]
+    work = res.get("encoder", {}).get("workloads", [])
+    width = 0.8 / len(variants)
+    for i, v in enumerate(variants):
+        ax.bar([j + i * width for j in range(len(work))], [w["ratio"][v] for w in work], width, label=v)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(work))])
+    ax.set_xticklabels([w["workload"] for w in work], rotation=20, ha="right", fontsize=8)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_title("MiniLM encoder, end to end")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

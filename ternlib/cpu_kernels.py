@@ -1,0 +1,180 @@
+"""Fast CPU kernels for frozen ternary layers, registered beside the reference kernel.
+
+Two kernels, picked by the number of tokens ``M`` in a call (see :func:`ternlib.kernels.crossover`):
+
+- ``cpu_packed`` (small ``M``): a C++ extension (``csrc/ternary_cpu.cpp``, compiled on first use
+  with ``torch.utils.cpp_extension``; AVX-512 VNNI, AVX2 or scalar, chosen at run time) reads
+  the 2-bit codes directly, so a layer's weight stays at 2 bits in the cache. Activations are
+  quantized per token to int8 (``activations="int8"``) or kept in float32.
+- ``cpu_unpacked`` (large ``M``): the codes are unpacked once, on first use, to an int8 matrix
+  kept beside the packed buffer (1 byte a weight in memory, never re-unpacked per call) and the
+  matmul goes to PyTorch's int8 GEMM (``torch._int_mm``, oneDNN) on the int8 activations,
+  followed by the scales. Only for ``activations="int8"``: with float activations the packed
+  kernel serves every batch size (it beats FP32 there too, and stays exact to float rounding).
+
+If the extension cannot be built (no compiler, no ``ninja``), ``cpu_packed`` reports itself
+unavailable with one warning and the dispatch falls back to the next kernel.
+
+Example:
+    >>> import torch
+    >>> from ternlib import TernaryConfig, ternarize
+    >>> from ternlib.kernels import PackedTernary, ternary_linear
+    >>> cfg = TernaryConfig(activations="int8")
+    >>> t = ternarize(torch.randn(64, 200), cfg)
+    >>> w = PackedTernary.from_codes(t.codes, t.scales, cfg)
+    >>> x = torch.randn(3, 200)
+    >>> fast = ternary_linear(x, w)                          # picks cpu_packed where it builds
+    >>> torch.equal(fast, ternary_linear(x, w, kernel="reference"))   # integer path: exact
+    True
+"""
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .kernels import PackedTernary, crossover, register_kernel, reference_kernel
+
+_SRC = Path(__file__).with_name("csrc") / "ternary_cpu.cpp"
+_EXT = None
+_EXT_ERROR: str | None = None
+_LOCK = threading.Lock()
+
+BLOCK = 128  # codes per 32-byte block of the planes128 layout
+
+
+def extension():
+    """The compiled C++ extension, or ``None`` (with one warning) where it cannot be built.
+
+    Set ``TERNLIB_NO_EXTENSION=1`` to skip it. Builds go to ``TORCH_EXTENSIONS_DIR``
+    (default ``~/.cache/torch_extensions``) and are reused while the source is unchanged.
+    """
+    global _EXT, _EXT_ERROR
+    if _EXT is not None or _EXT_ERROR is not None:
+        return _EXT
+    with _LOCK:
+        if _EXT is not None or _EXT_ERROR is not None:
+            return _EXT
+        if os.environ.get("TERNLIB_NO_EXTENSION"):
+            _EXT_ERROR = "disabled by TERNLIB_NO_EXTENSION"
+            return None
+        try:
+            import logging
+
+            log = logging.getLogger("torch.utils.cpp_extension")  # silence "No CUDA runtime is found"
+            level = log.level
+            log.setLevel(logging.ERROR)
+            try:
+                from torch.utils.cpp_extension import load
+            finally:
+                log.setLevel(level)
+
+            _EXT = load(
+                name="ternlib_ternary_cpu",
+                sources=[str(_SRC)],
+                extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off"],
+                extra_ldflags=["-fopenmp"],
+                verbose=False,
+            )
+        except Exception as e:  # no compiler, no ninja, unsupported platform, ...
+            _EXT_ERROR = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+            hint = " (pip install ninja)" if "ninja is required" in str(e).lower() else ""
+            warnings.warn(
+                f"ternlib: the C++ CPU kernel could not be built{hint}; falling back to the PyTorch "
+                f"kernels, which are slower at small batch. Cause: {_EXT_ERROR}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return _EXT
+
+
+def extension_error() -> str | None:
+    """Why the extension is unavailable (``None`` if it loaded or was not tried yet)."""
+    return _EXT_ERROR
+
+
+def isa() -> str:
+    """The instruction set the packed kernel uses here: ``avx512-vnni``, ``avx2``, ``scalar`` or ``none``."""
+    ext = extension()
+    return "none" if ext is None else ("scalar", "avx2", "avx512-vnni")[ext.isa_level()]
+
+
+def to_planes128(codes: torch.Tensor) -> torch.Tensor:
+    """Re-pack int8 codes ``(N, K)`` into the kernel's layout ``(N, Kp/4)`` uint8, Kp = ceil(K/128)*128.
+
+    In block ``b`` of a row (32 bytes), byte ``j`` holds in bits ``2s, 2s+1`` the value
+    ``u = code + 1`` of column ``128*b + 32*s + j``; padding columns hold code 0.
+
+    Example:
+        >>> import torch
+        >>> p = to_planes128(torch.tensor([[1] * 32 + [-1] * 32 + [0] * 64]))
+        >>> p.shape, hex(int(p[0, 0]))     # column 0 -> u=2 in bits 0-1, column 32 -> u=0, 64 and 96 -> u=1
+        (torch.Size([1, 32]), '0x52')
+    """
+    n, k = codes.shape
+    kp = -(-k // BLOCK) * BLOCK
+    u = (codes.to(torch.int32) + 1)
+    if kp != k:
+        u = F.pad(u, (0, kp - k), value=1)
+    u = u.reshape(n, kp // BLOCK, 4, 32)  # (N, blocks, s, j)
+    planes = u[:, :, 0] | (u[:, :, 1] << 2) | (u[:, :, 2] << 4) | (u[:, :, 3] << 6)
+    return planes.to(torch.uint8).reshape(n, kp // 4).contiguous()
+
+
+def _flat_scales(w: PackedTernary) -> torch.Tensor:
+    return w.scales.reshape(-1).float().contiguous()  # (1,) or (N,)
+
+
+def _fast_layout(w: PackedTernary) -> bool:
+    return w.group_size is None and w.scales.numel() in (1, w.shape[0])
+
+
+def _supports_packed(x: torch.Tensor, w: PackedTernary) -> bool:
+    """CPU float32 input, tensor or row scales; int8 activations up to crossover() tokens, float any."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and w.packed.device.type == "cpu" and _fast_layout(w)
+            and (w.activations != "int8" or x.numel() <= crossover() * w.shape[1]) and extension() is not None)
+
+
+def _supports_unpacked(x: torch.Tensor, w: PackedTernary) -> bool:
+    """CPU float32 input with int8 activations (integer GEMM), tensor or row scales."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and w.activations == "int8"
+            and w.packed.device.type == "cpu" and _fast_layout(w))
+
+
+@register_kernel("cpu_packed", priority=20, supports=_supports_packed)
+def cpu_packed_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None) -> torch.Tensor:
+    """Small-M CPU kernel on the 2-bit codes (C++; int8 path exact against the reference)."""
+    ext = extension()
+    n, k = w.shape
+    planes = w.cached("planes128", lambda: to_planes128(w.codes()))  # (N, Kp/4) uint8
+    sw = w.cached("flat_scales", lambda: _flat_scales(w))  # (1,) | (N,)
+    y = ext.linear_small(x.reshape(-1, k), planes, sw, bias, w.activations == "int8", -1)  # (M, N)
+    return y.reshape(*x.shape[:-1], n)
+
+
+@register_kernel("cpu_unpacked", priority=10, supports=_supports_unpacked)
+def cpu_unpacked_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None) -> torch.Tensor:
+    """Large-M CPU kernel: codes unpacked once (cached), int8 GEMM, exact against the reference."""
+    n, k = w.shape
+    x2 = x.reshape(-1, k)  # (M, K)
+    if w.activations == "int8":
+        codes_t = w.cached("int8_codes_t", lambda: w.codes().t().contiguous())  # (K, N) int8
+        ext = extension()
+        if ext is not None:
+            q, sx, _ = ext.quantize_per_token(x2.contiguous(), k, -1)
+            acc = torch._int_mm(q, codes_t) if q.shape[0] > 0 else torch.zeros(0, n, dtype=torch.int32)  # (M, N)
+            y = ext.dequant_epilogue_(acc, sx, _flat_scales(w), None if bias is None else bias.float(), -1)
+        else:
+            from .kernels import quantize_activations
+
+            q, sx = quantize_activations(x2)
+            acc = torch._int_mm(q, codes_t)
+            y = acc.float() * (sx * _flat_scales(w))
+            if bias is not None:
+                y = y + bias.float()
+        return y.reshape(*x.shape[:-1], n)
+    raise ValueError("cpu_unpacked computes int8 activations only; float activations use cpu_packed or reference")

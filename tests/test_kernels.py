@@ -1,0 +1,176 @@
+"""Fast CPU kernels against the reference kernel: exact for the int8 path, float tolerance otherwise."""
+import warnings
+
+import pytest
+import torch
+
+from ternlib import TernaryConfig, TernaryLinear, ternarize
+from ternlib import cpu_kernels
+from ternlib.kernels import (PackedTernary, available_kernels, crossover, quantize_activations, select_kernel,
+                             set_crossover, ternary_linear)
+
+needs_ext = pytest.mark.skipif(cpu_kernels.extension() is None, reason="C++ extension not built here")
+
+SHAPES = [(1, 1, 1), (1, 384, 384), (3, 200, 37), (4, 129, 255), (7, 1536, 384), (17, 384, 1536),
+          (33, 250, 64), (64, 768, 96), (130, 257, 129), (1024, 64, 48), (4096, 16, 8)]
+
+
+def _weight(n, k, granularity="tensor", activations="int8", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    cfg = TernaryConfig(granularity=granularity, activations=activations, beta=1.0)
+    t = ternarize(torch.randn(n, k, generator=g), cfg)
+    return PackedTernary.from_codes(t.codes, t.scales, cfg), torch.randn(n, generator=g)
+
+
+def _x(m, k, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(m, k, generator=g) * torch.rand(m, 1, generator=g) * 4
+    if m > 2:
+        x[1] = 0.0  # an all-zero token
+    return x
+
+
+@needs_ext
+@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("granularity", ["tensor", "row"])
+@pytest.mark.parametrize("kernel", ["cpu_packed", "cpu_unpacked"])
+def test_int8_path_is_exact(m, k, n, granularity, kernel):
+    w, b = _weight(n, k, granularity, "int8")
+    x = _x(m, k)
+    ref = ternary_linear(x, w, b, kernel="reference")
+    set_crossover(10**9)
+    try:
+        out = ternary_linear(x, w, b, kernel=kernel)
+    finally:
+        set_crossover(None)
+    assert out.shape == (m, n) and out.dtype == torch.float32
+    assert torch.equal(out, ref)
+
+
+@needs_ext
+@pytest.mark.parametrize("m,k,n", SHAPES)
+def test_float_path_matches_reference(m, k, n):
+    w, b = _weight(n, k, "row", "float")
+    x = _x(m, k)
+    ref = ternary_linear(x, w, b, kernel="reference")
+    assert select_kernel(x, w).name == "cpu_packed"  # float activations: packed kernel at every M
+    packed = ternary_linear(x, w, b)
+    scale = ref.abs().max().clamp_min(1.0)
+    assert (packed - ref).abs().max() / scale < 1e-5  # float32 summation order only
+    with pytest.raises(ValueError, match="does not support"):
+        ternary_linear(x, w, b, kernel="cpu_unpacked")
+
+
+@needs_ext
+@pytest.mark.parametrize("isa", [0, 1, 2])
+def test_every_instruction_set_agrees(isa):
+    ext = cpu_kernels.extension()
+    if isa > ext.isa_level():
+        pytest.skip("CPU lacks this instruction set")
+    w, b = _weight(96, 300, "row", "int8")
+    x = _x(9, 300)
+    planes = cpu_kernels.to_planes128(w.codes())
+    q, sx, qs = ext.quantize_per_token(x, planes.shape[1] * 4, isa)
+    q_ref, sx_ref = quantize_activations(x)
+    assert torch.equal(q[:, :300], q_ref) and torch.equal(sx, sx_ref.reshape(-1))
+    assert torch.equal(qs, q_ref.sum(-1, dtype=torch.int32)) and not q[:, 300:].any()
+    y = ext.gemm_int8(q, sx, qs, planes, w.scales.reshape(-1), b, 96, isa)
+    assert torch.equal(y, ternary_linear(x, w, b, kernel="reference"))
+    yf = ext.gemm_f32(x, planes, w.scales.reshape(-1), b, 96, isa)
+    wf, _ = _weight(96, 300, "row", "float")
+    assert torch.allclose(yf, ternary_linear(x, wf, b, kernel="reference"), rtol=1e-5, atol=1e-4)
+
+
+def test_quantize_activations_rounds_half_to_even_and_handles_zero_rows():
+    q, s = quantize_activations(torch.tensor([[127.0, 0.5, 1.5, -2.5], [0.0, 0.0, 0.0, 0.0]]))
+    assert q.tolist() == [[127, 0, 2, -2], [0, 0, 0, 0]]
+    assert s.reshape(-1).tolist() == [1.0, 0.0]
+
+
+def test_planes128_layout():
+    codes = torch.randint(-1, 2, (5, 300), dtype=torch.int8)
+    planes = cpu_kernels.to_planes128(codes)
+    assert planes.shape == (5, 384 // 4)
+    u = torch.stack([(planes.to(torch.int32) >> (2 * s)) & 3 for s in range(4)], -1)  # (N, Kp/4, 4)
+    u = u.reshape(5, 3, 32, 4).transpose(2, 3).reshape(5, 384) - 1  # back to column order
+    assert torch.equal(u[:, :300].to(torch.int8), codes) and not u[:, 300:].any()
+
+
+@needs_ext
+def test_dispatch_picks_by_token_count_and_honours_overrides(monkeypatch):
+    w, _ = _weight(32, 64)
+    assert select_kernel(torch.randn(crossover(), 64), w).name == "cpu_packed"
+    assert select_kernel(torch.randn(crossover() + 1, 64), w).name == "cpu_unpacked"
+    assert select_kernel(torch.randn(2, 64, dtype=torch.float64), w).name == "reference"
+    set_crossover(0)
+    try:
+        assert select_kernel(torch.randn(1, 64), w).name == "cpu_unpacked"
+    finally:
+        set_crossover(None)
+    monkeypatch.setenv("TERNLIB_KERNEL", "reference")
+    assert select_kernel(torch.randn(1, 64), w).name == "reference"
+    monkeypatch.setenv("TERNLIB_CROSSOVER", "x")
+    monkeypatch.delenv("TERNLIB_KERNEL")
+    with pytest.raises(ValueError, match="TERNLIB_CROSSOVER"):
+        crossover()
+    with pytest.raises(ValueError, match="unknown ternary kernel"):
+        select_kernel(torch.randn(1, 64), w, "nope")
+    with pytest.raises(ValueError, match="crossover"):
+        set_crossover(-1)
+
+
+def test_group_scales_fall_back_to_reference():
+    w, b = _weight(16, 256, "group", "int8")
+    assert select_kernel(torch.randn(2, 256), w).name == "reference"
+
+
+def test_kernel_cache_is_reused_and_invalidated():
+    layer = TernaryLinear(64, 32, config=TernaryConfig(activations="int8")).freeze()
+    x = torch.randn(100, 64)
+    y1 = layer(x)
+    cached = dict(layer._kernel_cache)
+    layer(x)
+    assert all(layer._kernel_cache[k] is v for k, v in cached.items() if k != "_key")
+    with torch.no_grad():
+        layer.packed.copy_(torch.flip(layer.packed, [0]))  # new codes, same storage
+    y2 = layer(x)
+    assert torch.equal(y2, ternary_linear(x, layer.packed_weight(), layer.bias, kernel="reference"))
+    assert not torch.equal(y1, y2)
+
+
+def test_int8_activations_train_with_straight_through_gradient():
+    layer = TernaryLinear(32, 8, config=TernaryConfig(activations="int8"))
+    x = torch.randn(4, 32, requires_grad=True)
+    layer(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0 and layer.weight.grad is not None
+    assert "activations=int8" in repr(layer)
+
+
+def test_disabled_extension_falls_back_silently(monkeypatch):
+    monkeypatch.setattr(cpu_kernels, "_EXT", None)
+    monkeypatch.setattr(cpu_kernels, "_EXT_ERROR", None)
+    monkeypatch.setenv("TERNLIB_NO_EXTENSION", "1")
+    w, b = _weight(8, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = ternary_linear(torch.randn(2, 16), w, b)
+    assert cpu_kernels.extension_error() == "disabled by TERNLIB_NO_EXTENSION"
+    assert y.shape == (2, 8)
+    assert "cpu_packed" in available_kernels()
+
+
+def test_failed_build_warns_once_and_falls_back(monkeypatch):
+    import torch.utils.cpp_extension as cpp
+
+    def broken(**kwargs):
+        raise RuntimeError("Ninja is required to load C++ extensions")
+
+    monkeypatch.setattr(cpu_kernels, "_EXT", None)
+    monkeypatch.setattr(cpu_kernels, "_EXT_ERROR", None)
+    monkeypatch.delenv("TERNLIB_NO_EXTENSION", raising=False)
+    monkeypatch.setattr(cpp, "load", broken)
+    w, b = _weight(8, 16)
+    with pytest.warns(RuntimeWarning, match="pip install ninja") as record:
+        ternary_linear(torch.randn(2, 16), w, b)
+        ternary_linear(torch.randn(2, 16), w, b)
+    assert len([r for r in record if "C++ CPU kernel" in str(r.message)]) == 1
