@@ -188,7 +188,7 @@ def ternary_linear(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None 
 def quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token absmax int8 quantization: ``x ~ q * scale`` with ``q`` in [-127, 127].
 
-    ``q = round(x * (127 / amax))`` (round half to even), ``scale = amax / 127``, with ``amax``
+    ``q = round(x * (127 / amax))`` (round half to even), ``scale = amax * (1/127)``, with ``amax``
     the largest ``|x|`` of each row; an all-zero row gives ``q = 0`` and ``scale = 0``.
     Computed in float32; the C++ and Triton kernels reproduce it bit for bit.
 
@@ -200,9 +200,11 @@ def quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     xf = x.float()
     amax = xf.abs().amax(-1, keepdim=True) if xf.shape[-1] else xf.new_zeros(*xf.shape[:-1], 1)  # (..., 1)
-    inv = torch.where(amax > 0, 127.0 / amax, torch.zeros_like(amax))
+    # Spelled out operation by operation in float32 so that every kernel (C++, Triton) and every
+    # device reproduces it exactly: inv = fl(fl(1 / amax) * 127), scale = fl(amax * fl(1/127)).
+    inv = torch.where(amax > 0, torch.reciprocal(amax) * 127.0, torch.zeros_like(amax))
     q = torch.round(xf * inv).clamp_(-127, 127).to(torch.int8)  # (..., K)
-    return q, amax / 127.0
+    return q, amax * torch.tensor(1.0 / 127.0, dtype=torch.float32, device=amax.device)
 
 
 def fake_quantize_activations(x: torch.Tensor) -> torch.Tensor:

@@ -81,6 +81,15 @@ def test_every_instruction_set_agrees(isa):
     assert torch.allclose(yf, ternary_linear(x, wf, b, kernel="reference"), rtol=1e-5, atol=1e-4)
 
 
+@needs_ext
+def test_cpp_quantization_matches_reference_on_many_rows():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4096, 768, generator=g) * torch.exp2(torch.randint(-8, 8, (4096, 1), generator=g).float())
+    q, sx, qs = cpu_kernels.extension().quantize_per_token(x, 768, -1)
+    q_ref, sx_ref = quantize_activations(x)
+    assert torch.equal(q, q_ref) and torch.equal(sx, sx_ref.reshape(-1))
+
+
 def test_quantize_activations_rounds_half_to_even_and_handles_zero_rows():
     q, s = quantize_activations(torch.tensor([[127.0, 0.5, 1.5, -2.5], [0.0, 0.0, 0.0, 0.0]]))
     assert q.tolist() == [[127, 0, 2, -2], [0, 0, 0, 0]]

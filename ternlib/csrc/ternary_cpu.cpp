@@ -36,11 +36,13 @@ bool has_vnni() {
 }
 
 // ------------------------------------------------------------------ per-token quantization
-// q = round_half_even(x * (127 / amax)), scale = amax / 127, sum = sum(q); zero row -> all zero.
+// q = round_half_even(x * fl(fl(1 / amax) * 127)), scale = amax * fl(1/127), sum = sum(q); zero row -> all zero
+// (operation by operation as ternlib.kernels.quantize_activations, so the results are identical).
+constexpr float RCP127 = 1.0f / 127.0f;
 void quantize_row_scalar(const float* x, int64_t K, int64_t Kp, int8_t* q, float* scale, int32_t* sum) {
   float amax = 0.f;
   for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[k]));
-  const float inv = amax > 0.f ? 127.f / amax : 0.f;
+  const float inv = amax > 0.f ? (1.f / amax) * 127.f : 0.f;
   int32_t s = 0;
   for (int64_t k = 0; k < K; ++k) {
     float r = std::nearbyint(x[k] * inv);
@@ -49,7 +51,7 @@ void quantize_row_scalar(const float* x, int64_t K, int64_t Kp, int8_t* q, float
     s += q[k];
   }
   for (int64_t k = K; k < Kp; ++k) q[k] = 0;
-  *scale = amax / 127.f;
+  *scale = amax * RCP127;
   *sum = s;
 }
 
@@ -64,7 +66,7 @@ void quantize_row_avx2(const float* x, int64_t K, int64_t Kp, int8_t* q, float* 
   float amax = 0.f;
   for (int i = 0; i < 8; ++i) amax = std::max(amax, tmp[i]);
   for (; k < K; ++k) amax = std::max(amax, std::fabs(x[k]));
-  const float inv = amax > 0.f ? 127.f / amax : 0.f;
+  const float inv = amax > 0.f ? (1.f / amax) * 127.f : 0.f;
   const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-127.f), hi = _mm256_set1_ps(127.f);
   __m256i vsum = _mm256_setzero_si256();
   alignas(32) int32_t qi[8];
@@ -86,7 +88,7 @@ void quantize_row_avx2(const float* x, int64_t K, int64_t Kp, int8_t* q, float* 
     s += q[k];
   }
   for (k = K; k < Kp; ++k) q[k] = 0;
-  *scale = amax / 127.f;
+  *scale = amax * RCP127;
   *sum = s;
 }
 
