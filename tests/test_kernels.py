@@ -6,6 +6,7 @@ import torch
 
 from ternlib import TernaryConfig, TernaryLinear, ternarize
 from ternlib import cpu_kernels
+from ternlib import kernels as K
 from ternlib.kernels import (PackedTernary, available_kernels, crossover, quantize_activations, select_kernel,
                              set_crossover, ternary_linear)
 
@@ -183,3 +184,45 @@ def test_failed_build_warns_once_and_falls_back(monkeypatch):
         ternary_linear(torch.randn(2, 16), w, b)
         ternary_linear(torch.randn(2, 16), w, b)
     assert len([r for r in record if "C++ CPU kernel" in str(r.message)]) == 1
+
+
+@needs_ext
+def test_loaded_sentence_transformer_uses_fast_kernels_exactly(minilm, tmp_path):
+    """ternlib.load returns a model ready for fast inference: packed kernel for a query, int8 GEMM for a
+    batch, and with int8 activations the same bits as the reference kernel."""
+    import os
+
+    from ternlib import freeze_, load, quantize_, save, ternary_modules
+
+    quantize_(minilm, TernaryConfig())
+    save(freeze_(minilm), tmp_path / "m")
+    model = load(tmp_path / "m", activations="int8")
+    layers = [m for _, m in ternary_modules(model)]
+    assert all(m.frozen and m.config.activations == "int8" for m in layers)
+    seen = []
+    real = {k: K._KERNELS[k].fn for k in ("cpu_packed", "cpu_unpacked")}
+
+    def spy(name):
+        def fn(x, w, b):
+            seen.append(name)
+            return real[name](x, w, b)
+        return fn
+
+    texts = ["a short query", "ternary weights in a sentence encoder " * 3] * 40
+    try:
+        for k in real:
+            K._KERNELS[k].fn = spy(k)
+        query = model.encode(texts[:1], convert_to_tensor=True)
+        assert set(seen) == {"cpu_packed"}
+        seen.clear()
+        batch = model.encode(texts, batch_size=64, convert_to_tensor=True)
+        assert "cpu_unpacked" in seen
+    finally:
+        for k, fn in real.items():
+            K._KERNELS[k].fn = fn
+    os.environ["TERNLIB_KERNEL"] = "reference"
+    try:
+        assert torch.equal(model.encode(texts[:1], convert_to_tensor=True), query)
+        assert torch.equal(model.encode(texts, batch_size=64, convert_to_tensor=True), batch)
+    finally:
+        del os.environ["TERNLIB_KERNEL"]
