@@ -6,11 +6,12 @@ Two kernels, picked by the number of tokens ``M`` in a call (see :func:`ternlib.
   with ``torch.utils.cpp_extension``; AVX-512 VNNI, AVX2 or scalar, chosen at run time) reads
   the 2-bit codes directly, so a layer's weight stays at 2 bits in the cache. Activations are
   quantized per token to int8 (``activations="int8"``) or kept in float32.
-- ``cpu_unpacked`` (large ``M``): the codes are unpacked once, on first use, to an int8 matrix
-  kept beside the packed buffer (1 byte a weight in memory, never re-unpacked per call) and the
-  matmul goes to PyTorch's int8 GEMM (``torch._int_mm``, oneDNN) on the int8 activations,
-  followed by the scales. Only for ``activations="int8"``: with float activations the packed
-  kernel serves every batch size (it beats FP32 there too, and stays exact to float rounding).
+- ``cpu_unpacked`` (large ``M``): the codes are unpacked once, on first use, and kept beside
+  the packed buffer (never re-unpacked per call). With ``activations="int8"`` they become an int8
+  matrix (1 byte a weight) for PyTorch's int8 GEMM (``torch._int_mm``, oneDNN), followed by the
+  scales; with float activations the dequantized float32 weight (4 bytes a weight) for
+  ``F.linear``, exactly the reference's computation and FP32's speed. Int8 activations are the
+  fast choice at large batch.
 
 If the extension cannot be built (no compiler, no ``ninja``), ``cpu_packed`` reports itself
 unavailable with one warning and the dispatch falls back to the next kernel.
@@ -133,16 +134,19 @@ def _fast_layout(w: PackedTernary) -> bool:
     return w.group_size is None and w.scales.numel() in (1, w.shape[0])
 
 
+def _tokens(x: torch.Tensor, w: PackedTernary) -> int:
+    return x.numel() // max(w.shape[1], 1)
+
+
 def _supports_packed(x: torch.Tensor, w: PackedTernary) -> bool:
-    """CPU float32 input, tensor or row scales; int8 activations up to crossover() tokens, float any."""
+    """CPU float32 input, tensor or row scales, at most crossover() tokens."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and w.packed.device.type == "cpu" and _fast_layout(w)
-            and (w.activations != "int8" or x.numel() <= crossover() * w.shape[1]) and extension() is not None)
+            and _tokens(x, w) <= crossover() and extension() is not None)
 
 
 def _supports_unpacked(x: torch.Tensor, w: PackedTernary) -> bool:
-    """CPU float32 input with int8 activations (integer GEMM), tensor or row scales."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and w.activations == "int8"
-            and w.packed.device.type == "cpu" and _fast_layout(w))
+    """CPU float32 input, tensor or row scales (the fallback at every size if the extension is missing)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and w.packed.device.type == "cpu" and _fast_layout(w)
 
 
 @register_kernel("cpu_packed", priority=20, supports=_supports_packed)
@@ -158,7 +162,13 @@ def cpu_packed_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | No
 
 @register_kernel("cpu_unpacked", priority=10, supports=_supports_unpacked)
 def cpu_unpacked_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None) -> torch.Tensor:
-    """Large-M CPU kernel: codes unpacked once (cached), int8 GEMM, exact against the reference."""
+    """Large-M CPU kernel: weights unpacked once (cached); exact against the reference.
+
+    int8 activations: int8 codes, ``torch._int_mm`` (oneDNN), fused C++ quantization and epilogue.
+    float activations: the dequantized float32 weight and ``F.linear``, the reference's own
+    computation (no faster than FP32, and it holds 4 bytes a weight in memory: use int8
+    activations for speed at large batch).
+    """
     n, k = w.shape
     x2 = x.reshape(-1, k)  # (M, K)
     if w.activations == "int8":
@@ -177,4 +187,5 @@ def cpu_unpacked_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | 
             if bias is not None:
                 y = y + bias.float()
         return y.reshape(*x.shape[:-1], n)
-    raise ValueError("cpu_unpacked computes int8 activations only; float activations use cpu_packed or reference")
+    weight = w.cached("float32_weight", w.dequantize)  # (N, K): exactly the reference's weight
+    return F.linear(x, weight, None if bias is None else bias.float())  # the reference's own computation

@@ -280,6 +280,15 @@ DotF32 pick_f32(int isa) {
   return isa >= 1 ? &dot_f32_avx2<MC> : &dot_f32_scalar<MC>;
 }
 
+// Smallest chunk of a parallel loop worth a thread: about 256k multiply-adds (or element
+// operations). Smaller calls run on the calling thread: waking OpenMP threads costs more than
+// the work of, say, one 384x384 layer on one token.
+constexpr int64_t MIN_WORK_PER_THREAD = 1 << 18;
+
+int64_t grain_for(int64_t work_per_item) {
+  return std::max<int64_t>(1, MIN_WORK_PER_THREAD / std::max<int64_t>(1, work_per_item));
+}
+
 int best_isa() { return has_vnni() ? 2 : (has_avx2() ? 1 : 0); }
 
 int resolve_isa(int64_t requested) {
@@ -309,7 +318,7 @@ std::vector<torch::Tensor> quantize_per_token(torch::Tensor x, int64_t Kp, int64
   float* sp = scale.data_ptr<float>();
   int32_t* up = sum.data_ptr<int32_t>();
   const bool simd = resolve_isa(isa) >= 1;
-  at::parallel_for(0, M, 16, [&](int64_t m0, int64_t m1) {
+  at::parallel_for(0, M, grain_for(4 * K), [&](int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m) {
       if (simd) quantize_row_avx2(xp + m * K, K, Kp, qp + m * Kp, sp + m, up + m);
       else quantize_row_scalar(xp + m * K, K, Kp, qp + m * Kp, sp + m, up + m);
@@ -353,7 +362,7 @@ torch::Tensor gemm_int8(torch::Tensor q, torch::Tensor sx, torch::Tensor qsum, t
       yp[m * N + n] = v;
     }
   };
-  at::parallel_for(0, (N + 3) / 4, 2, [&](int64_t p0, int64_t p1) {  // quads of rows
+  at::parallel_for(0, (N + 3) / 4, grain_for(4 * Kp * M), [&](int64_t p0, int64_t p1) {  // quads of rows
     int32_t acc0[MT], acc1[MT];
     for (int64_t n = 4 * p0; n < std::min<int64_t>(N, 4 * p1); n += 2) {
       const bool two = pairs && n + 1 < N;
@@ -404,7 +413,7 @@ torch::Tensor gemm_f32(torch::Tensor x, torch::Tensor planes, torch::Tensor sw, 
   const int level = resolve_isa(isa);
   const DotF32 tiles[MT + 1] = {nullptr, pick_f32<1>(level), pick_f32<2>(level), pick_f32<3>(level), pick_f32<4>(level),
                                 pick_f32<5>(level), pick_f32<6>(level)};
-  at::parallel_for(0, N, 8, [&](int64_t n0, int64_t n1) {
+  at::parallel_for(0, N, grain_for(Kp * M), [&](int64_t n0, int64_t n1) {
     float acc[MT];
     for (int64_t n = n0; n < n1; ++n) {
       const uint8_t* w = wp + n * (Kp / 4);
@@ -463,7 +472,7 @@ torch::Tensor dequant_epilogue_(torch::Tensor acc, torch::Tensor sx, torch::Tens
   const float* bp = has_bias ? b.data_ptr<float>() : nullptr;
   const bool per_row = swc.numel() == N && N > 1;
   const bool simd = resolve_isa(isa) >= 1;
-  at::parallel_for(0, M, 16, [&](int64_t m0, int64_t m1) {
+  at::parallel_for(0, M, grain_for(4 * N), [&](int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m) {
       if (simd) epilogue_row_avx2(ap + m * N, yp + m * N, N, sxp[m], swp, per_row, bp);
       else epilogue_row_scalar(ap + m * N, yp + m * N, N, sxp[m], swp, per_row, bp);
