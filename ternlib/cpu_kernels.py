@@ -131,22 +131,23 @@ def _flat_scales(w: PackedTernary) -> torch.Tensor:
 
 
 def _fast_layout(w: PackedTernary) -> bool:
-    return w.group_size is None and w.scales.numel() in (1, w.shape[0])
-
-
-def _tokens(x: torch.Tensor, w: PackedTernary) -> int:
-    return x.numel() // max(w.shape[1], 1)
+    """Weight on the CPU with one scale per tensor or per row (computed once per weight)."""
+    ok = w.cache.get("_cpu_fast_layout")
+    if ok is None or w.cache.get("_cpu_fast_layout_of") is not w.packed:
+        ok = w.group_size is None and w.scales.numel() in (1, w.shape[0]) and w.packed.device.type == "cpu"
+        w.cache["_cpu_fast_layout"], w.cache["_cpu_fast_layout_of"] = ok, w.packed
+    return ok
 
 
 def _supports_packed(x: torch.Tensor, w: PackedTernary) -> bool:
     """CPU float32 input, tensor or row scales, at most crossover() tokens."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and w.packed.device.type == "cpu" and _fast_layout(w)
-            and _tokens(x, w) <= crossover() and extension() is not None)
+    return (x.is_cpu and x.dtype is torch.float32 and x.numel() <= crossover() * w.shape[1] and _fast_layout(w)
+            and (_EXT is not None or extension() is not None))
 
 
 def _supports_unpacked(x: torch.Tensor, w: PackedTernary) -> bool:
     """CPU float32 input, tensor or row scales (the fallback at every size if the extension is missing)."""
-    return x.device.type == "cpu" and x.dtype == torch.float32 and w.packed.device.type == "cpu" and _fast_layout(w)
+    return x.is_cpu and x.dtype is torch.float32 and _fast_layout(w)
 
 
 @register_kernel("cpu_packed", priority=20, supports=_supports_packed)
@@ -154,8 +155,7 @@ def cpu_packed_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | No
     """Small-M CPU kernel on the 2-bit codes (C++; int8 path exact against the reference)."""
     ext = extension()
     n, k = w.shape
-    planes = w.cached("planes128", lambda: to_planes128(w.codes()))  # (N, Kp/4) uint8
-    sw = w.cached("flat_scales", lambda: _flat_scales(w))  # (1,) | (N,)
+    planes, sw = w.cached("planes128", lambda: (to_planes128(w.codes()), _flat_scales(w)))  # (N, Kp/4) uint8, (1|N,)
     y = ext.linear_small(x.reshape(-1, k), planes, sw, bias, w.activations == "int8", -1)  # (M, N)
     return y.reshape(*x.shape[:-1], n)
 

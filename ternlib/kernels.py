@@ -59,7 +59,7 @@ class PackedTernary:
         return cls(pack(codes, config.packing), scales.float(), tuple(codes.shape), config.packing, group,
                    config.activations)
 
-    def cached(self, name: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    def cached(self, name: str, make: Callable[[], Any]) -> Any:
         """``make()`` computed once and kept in :attr:`cache` while the packed codes are unchanged.
 
         Kernels keep their own forms of the weight here (a re-packed layout, unpacked int8
@@ -84,10 +84,9 @@ class PackedTernary:
 
 
 def _version(t: torch.Tensor) -> int | None:
-    try:
-        return t._version
-    except RuntimeError:  # inference tensors (made under torch.inference_mode) keep no version counter
-        return None
+    # inference tensors (made under torch.inference_mode) keep no version counter (and cannot be
+    # modified outside inference mode); asking raises, which is slow, so ask first
+    return None if t.is_inference() else t._version
 
 
 KernelFn = Callable[[torch.Tensor, PackedTernary, "torch.Tensor | None"], torch.Tensor]

@@ -115,8 +115,8 @@ class TernaryLinear(nn.Module):
         """The frozen weight as the kernels see it (one object per layer, rebuilt if its buffers change)."""
         if not self.frozen:
             raise RuntimeError("packed_weight() needs a frozen layer: call freeze() first")
-        pw = self.__dict__.get("_packed_weight")
-        if (pw is not None and pw.packed is self.packed and pw.scales is self.scales
+        pw, buffers = self.__dict__.get("_packed_weight"), self._buffers
+        if (pw is not None and pw.packed is buffers["packed"] and pw.scales is buffers["scales"]
                 and pw.activations == self.config.activations):
             return pw
         group = self.config.group_size if self.config.granularity == "group" else None

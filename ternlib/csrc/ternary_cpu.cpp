@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace {
 
@@ -115,6 +116,12 @@ inline int32_t hsum_epi32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+__attribute__((target("avx2")))
+inline __m128i hsum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
 template <int MC>
 __attribute__((target("avx2")))
 void dot_u8_avx2(const uint8_t* w, const int8_t* x, int64_t Kp, int32_t* acc) {
@@ -184,7 +191,16 @@ void dot2_u8_vnni(const uint8_t* w0, const uint8_t* w1, const int8_t* x, int64_t
         a1[i] = _mm256_dpbusd_epi32(a1[i], u1[s], xv);
       }
   }
-  for (int i = 0; i < MC; ++i) {
+  // horizontal sums, four accumulators at a time (lane j of hsum4 is the sum of its j-th input)
+  int i = 0;
+  for (; i + 2 <= MC; i += 2) {
+    const __m128i h = hsum4_epi32(a0[i], a1[i], a0[i + 1], a1[i + 1]);
+    acc0[i] = _mm_extract_epi32(h, 0);
+    acc1[i] = _mm_extract_epi32(h, 1);
+    acc0[i + 1] = _mm_extract_epi32(h, 2);
+    acc1[i + 1] = _mm_extract_epi32(h, 3);
+  }
+  if (i < MC) {
     acc0[i] = hsum_epi32(a0[i]);
     acc1[i] = hsum_epi32(a1[i]);
   }
@@ -212,9 +228,7 @@ void dot4rows_u8_vnni(const uint8_t* w, int64_t row_bytes, const int8_t* x, int6
     t[r] = _mm256_add_epi32(_mm256_add_epi32(a[r][0], _mm256_srai_epi32(a[r][1], 2)),
                             _mm256_add_epi32(_mm256_srai_epi32(a[r][2], 4), _mm256_srai_epi32(a[r][3], 6)));
   // transpose-reduce: lane i of the result is the sum of t[i]
-  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(t[0], t[1]), _mm256_hadd_epi32(t[2], t[3]));
-  const __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(acc4), sum);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(acc4), hsum4_epi32(t[0], t[1], t[2], t[3]));
 }
 
 using Dot2U8 = void (*)(const uint8_t*, const uint8_t*, const int8_t*, int64_t, int32_t*, int32_t*);
@@ -328,25 +342,9 @@ std::vector<torch::Tensor> quantize_per_token(torch::Tensor x, int64_t Kp, int64
 }
 
 // y (M, N) float32 = (sum_k c[n,k] q[m,k]) * (sx[m] * sw[n]) + b[n]; q, sx, qsum from quantize_per_token.
-torch::Tensor gemm_int8(torch::Tensor q, torch::Tensor sx, torch::Tensor qsum, torch::Tensor planes,
-                        torch::Tensor sw, c10::optional<torch::Tensor> bias, int64_t N, int64_t isa) {
-  const int64_t M = q.size(0), Kp = q.size(1);
-  check_weight(planes, N, Kp);
-  TORCH_CHECK(q.dtype() == torch::kInt8 && q.is_contiguous(), "gemm_int8: q must be contiguous int8");
-  TORCH_CHECK(sw.dtype() == torch::kFloat32 && (sw.numel() == 1 || sw.numel() == N), "gemm_int8: scales must be 1 or N float32 values");
-  const bool has_bias = bias.has_value() && bias->defined();
-  torch::Tensor b = has_bias ? bias->contiguous() : torch::Tensor();
-  TORCH_CHECK(!has_bias || (b.dtype() == torch::kFloat32 && b.numel() == N), "gemm_int8: bias must be N float32 values");
-  auto y = torch::empty({M, N}, torch::kFloat32);
-  const uint8_t* wp = planes.data_ptr<uint8_t>();
-  const int8_t* qp = q.data_ptr<int8_t>();
-  const float* sxp = sx.data_ptr<float>();
-  const int32_t* qs = qsum.data_ptr<int32_t>();
-  const float* swp = sw.contiguous().data_ptr<float>();
-  const float* bp = has_bias ? b.data_ptr<float>() : nullptr;
-  float* yp = y.data_ptr<float>();
-  const bool per_row = sw.numel() == N && N > 1;
-  const int level = resolve_isa(isa);
+// The int8 GEMM on raw pointers: y (M, N) = (sum_k c[n,k] q[m,k]) * (sx[m] * sw[n]) + b[n].
+void gemm_int8_raw(const int8_t* qp, const float* sxp, const int32_t* qs, int64_t M, int64_t Kp, const uint8_t* wp,
+                   int64_t N, const float* swp, bool per_row, const float* bp, float* yp, int level) {
   const DotU8 tiles[MT + 1] = {nullptr, pick_u8<1>(level), pick_u8<2>(level), pick_u8<3>(level), pick_u8<4>(level),
                                pick_u8<5>(level), pick_u8<6>(level)};
   const Dot2U8 tiles2[MT + 1] = {nullptr, &dot2_u8_vnni<1>, &dot2_u8_vnni<2>, &dot2_u8_vnni<3>, &dot2_u8_vnni<4>,
@@ -388,6 +386,22 @@ torch::Tensor gemm_int8(torch::Tensor q, torch::Tensor sx, torch::Tensor qsum, t
       }
     }
   });
+}
+
+torch::Tensor gemm_int8(torch::Tensor q, torch::Tensor sx, torch::Tensor qsum, torch::Tensor planes,
+                        torch::Tensor sw, c10::optional<torch::Tensor> bias, int64_t N, int64_t isa) {
+  const int64_t M = q.size(0), Kp = q.size(1);
+  check_weight(planes, N, Kp);
+  TORCH_CHECK(q.dtype() == torch::kInt8 && q.is_contiguous(), "gemm_int8: q must be contiguous int8");
+  TORCH_CHECK(sw.dtype() == torch::kFloat32 && (sw.numel() == 1 || sw.numel() == N), "gemm_int8: scales must be 1 or N float32 values");
+  const bool has_bias = bias.has_value() && bias->defined();
+  torch::Tensor b = has_bias ? bias->contiguous() : torch::Tensor();
+  TORCH_CHECK(!has_bias || (b.dtype() == torch::kFloat32 && b.numel() == N), "gemm_int8: bias must be N float32 values");
+  auto y = torch::empty({M, N}, torch::kFloat32);
+  torch::Tensor swc = sw.contiguous();
+  gemm_int8_raw(q.data_ptr<int8_t>(), sx.data_ptr<float>(), qsum.data_ptr<int32_t>(), M, Kp, planes.data_ptr<uint8_t>(), N,
+                swc.data_ptr<float>(), swc.numel() == N && N > 1, has_bias ? b.data_ptr<float>() : nullptr,
+                y.data_ptr<float>(), resolve_isa(isa));
   return y;
 }
 
@@ -487,8 +501,28 @@ torch::Tensor linear_small(torch::Tensor x, torch::Tensor planes, torch::Tensor 
   TORCH_CHECK(x.dtype() == torch::kFloat32 && x.dim() == 2, "linear_small: x must be (M, K) float32");
   const int64_t N = planes.size(0), Kp = planes.size(1) * 4;
   if (!int8) return gemm_f32(x, planes, sw, bias, N, isa);
-  auto qs = quantize_per_token(x.contiguous(), Kp, isa);
-  return gemm_int8(qs[0], qs[1], qs[2], planes, sw, bias, N, isa);
+  // few tokens: quantize into plain buffers on the calling thread (no tensor allocations)
+  const int64_t M = x.size(0), K = x.size(1);
+  check_weight(planes, N, Kp);
+  TORCH_CHECK(K <= Kp, "linear_small: x has more columns than the weight");
+  TORCH_CHECK(sw.dtype() == torch::kFloat32 && (sw.numel() == 1 || sw.numel() == N), "linear_small: scales must be 1 or N float32 values");
+  const bool has_bias = bias.has_value() && bias->defined();
+  torch::Tensor b = has_bias ? bias->contiguous() : torch::Tensor();
+  TORCH_CHECK(!has_bias || (b.dtype() == torch::kFloat32 && b.numel() == N), "linear_small: bias must be N float32 values");
+  torch::Tensor xc = x.contiguous(), swc = sw.contiguous();
+  std::vector<int8_t> q(static_cast<size_t>(M * Kp));
+  std::vector<float> sx(static_cast<size_t>(M));
+  std::vector<int32_t> qs(static_cast<size_t>(M));
+  const int level = resolve_isa(isa);
+  const float* xp = xc.data_ptr<float>();
+  for (int64_t m = 0; m < M; ++m) {
+    if (level >= 1) quantize_row_avx2(xp + m * K, K, Kp, q.data() + m * Kp, sx.data() + m, qs.data() + m);
+    else quantize_row_scalar(xp + m * K, K, Kp, q.data() + m * Kp, sx.data() + m, qs.data() + m);
+  }
+  auto y = torch::empty({M, N}, torch::kFloat32);
+  gemm_int8_raw(q.data(), sx.data(), qs.data(), M, Kp, planes.data_ptr<uint8_t>(), N, swc.data_ptr<float>(),
+                swc.numel() == N && N > 1, has_bias ? b.data_ptr<float>() : nullptr, y.data_ptr<float>(), level);
+  return y;
 }
 
 int64_t isa_level() { return best_isa(); }
