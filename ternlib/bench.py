@@ -114,30 +114,43 @@ def layer_bench(shapes=LAYER_SHAPES, tokens=TOKENS, repeats: int = 10, min_secon
     return rows
 
 
+MINILM_STACK = [(384, 384)] * 4 + [(384, 1536), (1536, 384)]  # (K, N) of one MiniLM layer's linears
+
+
 @torch.inference_mode()
-def crossover_bench(k: int = 384, n: int = 1536, tokens=(8, 16, 32, 48, 64, 96, 128, 192, 256),
-                    repeats: int = 7, progress: bool = True) -> dict[str, Any]:
-    """Packed (small-M) against unpacked (large-M) CPU kernel, int8 activations: where they cross."""
+def crossover_bench(stack=MINILM_STACK * 6, tokens=(1, 4, 8, 16, 24, 32, 40, 48, 64, 128, 256), repeats: int = 7,
+                    progress: bool = True) -> dict[str, Any]:
+    """Packed (small-M) against unpacked (large-M) CPU kernel, int8 activations: where they cross.
+
+    Each repeat runs a whole stack of distinct layers (by default the 36 linears of MiniLM), as a
+    model does, so every weight comes from memory rather than a warm cache; a single layer called
+    in a loop would flatter the kernel whose weight is bigger (its copy stays in cache).
+    """
     from tqdm.auto import tqdm
 
     from .kernels import set_crossover, ternary_linear
 
-    layer = _ternary_layer(nn.Linear(k, n), "int8")
-    w = layer.packed_weight()
+    layers = [_ternary_layer(nn.Linear(k, n), "int8") for k, n in stack]
+    weights = [(layer.packed_weight(), layer.bias) for layer in layers]
     rows, best = [], None
     set_crossover(10**9)
     try:
         for m in tqdm(tokens, desc="crossover", disable=not progress):
-            x = torch.randn(m, k)
-            med = interleaved({"cpu_packed": lambda: ternary_linear(x, w, layer.bias, "cpu_packed"),
-                               "cpu_unpacked": lambda: ternary_linear(x, w, layer.bias, "cpu_unpacked")},
+            xs = {k: torch.randn(m, k) for k in {k for k, _ in stack}}
+
+            def run(kernel):
+                for (w, b), (k, _) in zip(weights, stack):
+                    ternary_linear(xs[k], w, b, kernel)
+
+            med = interleaved({"cpu_packed": lambda: run("cpu_packed"), "cpu_unpacked": lambda: run("cpu_unpacked")},
                               repeats, min_seconds=0.2)
             rows.append({"M": m, "ms": {n_: 1e3 * t for n_, t in med.items()}})
             if med["cpu_packed"] <= med["cpu_unpacked"]:
                 best = m
     finally:
         set_crossover(None)
-    return {"shape": [k, n], "rows": rows, "largest M where packed wins": best}
+    return {"stack": f"{len(stack)} layers, K->N " + ", ".join(f"{k}->{n}" for k, n in dict.fromkeys(stack)),
+            "rows": rows, "largest M where packed wins": best}
 
 
 def _sentences(n: int) -> list[str]:
@@ -262,7 +275,7 @@ def table(res: dict[str, Any]) -> str:
         lines += ["", f"storage: ternary checkpoint {st['ternary checkpoint bytes'] / 2**20:.1f} MiB, "
                       f"FP32 {st['fp32 safetensors bytes'] / 2**20:.1f} MiB ({st['ratio']:.3f}x)"]
     if "crossover" in res:
-        lines += ["", f"crossover (packed vs unpacked kernel, {res['crossover']['shape']}): packed wins up to "
+        lines += ["", f"crossover (packed vs unpacked kernel over {res['crossover']['stack']}): packed wins up to "
                       f"M = {res['crossover']['largest M where packed wins']}"]
     return "\n".join(lines)
 

@@ -137,21 +137,20 @@ _CROSSOVER = [None]
 def crossover() -> int:
     """Largest number of tokens (rows of ``x``) for which the small-batch kernels are chosen.
 
-    Default 64, from the per-layer benchmark (``python -m ternlib bench``), which also prints
-    the crossover it measures on the machine it runs on; override with
+    Default 32, from the benchmark's crossover sweep (``python -m ternlib bench``: the 36
+    linears of MiniLM run as a stack, int8 activations, 2-core CPU), which also prints the
+    crossover it measures on the machine it runs on; override with
     :func:`set_crossover` or ``TERNLIB_CROSSOVER``.
     """
     if _CROSSOVER[0] is not None:
         return _CROSSOVER[0]
     env = os.environ.get("TERNLIB_CROSSOVER")
     if env is None:
-        return 64
-    if env is not None:
-        try:
-            return int(env)
-        except ValueError:
-            raise ValueError(f"TERNLIB_CROSSOVER must be an integer number of tokens, got {env!r}") from None
-    return 64
+        return 32
+    try:
+        return int(env)
+    except ValueError:
+        raise ValueError(f"TERNLIB_CROSSOVER must be an integer number of tokens, got {env!r}") from None
 
 
 def set_crossover(tokens: int | None) -> None:

@@ -30,7 +30,7 @@ def test_layer_bench_rows_table_and_plot(tmp_path):
 
 
 def test_crossover_bench_reports_where_packed_wins():
-    res = bench.crossover_bench(64, 32, tokens=(1, 2), repeats=1, progress=False)
+    res = bench.crossover_bench([(64, 32), (32, 64)], tokens=(1, 2), repeats=1, progress=False)
     assert [r["M"] for r in res["rows"]] == [1, 2]
     assert res["largest M where packed wins"] in (None, 1, 2)
 
