@@ -283,7 +283,7 @@ code('''
 layer = TernaryLinear(768, 3072, config=TernaryConfig(activations="int8")).freeze()
 print(layer)
 print("registered:", available_kernels(), "| crossover:", crossover(), "tokens")
-for m in (1, 64, 65, 4096):
+for m in (1, crossover(), crossover() + 1, 4096):
     print(f"M = {m:5d} -> {select_kernel(torch.randn(m, 768), layer.packed_weight()).name}")
 ''')
 
@@ -367,7 +367,8 @@ if bench:
     e2e = pd.DataFrame([{"workload": w["workload"], "FP32 ms": w["ms"]["fp32"], **{v: w["ratio"][v] for v in VARIANTS}}
                         for w in enc["workloads"]]).set_index("workload")
     display(e2e.style.format({"FP32 ms": "{:.1f}", **{v: "{:.2f}x" for v in VARIANTS}}))
-    print("ternary model:", enc["ternary source"])
+    src = enc["ternary source"]
+    print("ternary model:", "book/" + src.split("/book/", 1)[1] if "/book/" in src else src)
     display(pd.Series(enc["cosine to fp32 (first 64 sentences)"], name="mean cosine to the FP32 embeddings").to_frame())
     ax = e2e[VARIANTS].T.plot.bar(figsize=(7, 3.8), rot=0)
     ax.axhline(1, c="k", lw=0.8)
@@ -382,33 +383,57 @@ similarity to the FP32 embeddings (table above) shows what each variant's speed 
 fidelity: bf16 and int8 dynamic quantization of the *same* weights stay close to FP32, the
 ternary model is the distilled student of chapter 2.
 
-Where does the rest of the time go? An operator profile of the ternary model on the 512-sentence
-workload makes the limit visible (fast mode profiles a few sentences):
+Where does the time go? Timing the ternary model's encoding of 256 sentences (batch 64), with a
+stopwatch around its kernels, separates the linear layers from everything else (fast mode: a few
+sentences):
 ''')
 
 code('''
-from torch.profiler import ProfilerActivity, profile
-
+from ternlib import kernels as K
 from ternlib.bench import DEFAULT_CHECKPOINT, _sentences
+
+
+def time_split(model, texts, batch_size=64):
+    """Wall time of encode(texts) and the part of it spent inside the ternary kernels."""
+    spent, real = [0.0], {name: K._KERNELS[name].fn for name in ("cpu_packed", "cpu_unpacked")}
+
+    def timed(fn):
+        def run(x, w, b):
+            t0 = time.perf_counter()
+            y = fn(x, w, b)
+            spent[0] += time.perf_counter() - t0
+            return y
+        return run
+
+    for name, fn in real.items():
+        K._KERNELS[name].fn = timed(fn)
+    try:
+        t0 = time.perf_counter()
+        model.encode(texts, batch_size=batch_size, show_progress_bar=False)
+        total = time.perf_counter() - t0
+    finally:
+        for name, fn in real.items():
+            K._KERNELS[name].fn = fn
+    return total, spent[0]
+
 
 if (DEFAULT_CHECKPOINT / "ternlib.json").exists():
     ternary = ternlib.load(DEFAULT_CHECKPOINT, activations="int8")
-    texts = _sentences(16 if FAST else 128)
+    texts = _sentences(16 if FAST else 256)
     with torch.inference_mode():
-        ternary.encode(texts[:8], batch_size=64)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            ternary.encode(texts, batch_size=64, show_progress_bar=False)
-    ops = pd.DataFrame([{"op": e.key, "ms": e.self_cpu_time_total / 1e3} for e in prof.key_averages()])
-    ops = ops.groupby("op")["ms"].sum().sort_values(ascending=False)
-    share = (ops / ops.sum()).head(8)
-    display(share.to_frame("share of operator time").style.format("{:.1%}"))
+        ternary.encode(texts[:8], batch_size=64, show_progress_bar=False)  # warm-up (and C++ build)
+        total, linear = time_split(ternary, texts)
+    split = pd.Series({"ternary linear layers": linear, "everything else": total - linear}) * 1e3
+    display(split.to_frame("ms").assign(share=split / split.sum()).style.format({"ms": "{:.0f}", "share": "{:.0%}"}))
+    assert 0 < linear < total
 ''')
 
 md('''
-The int8 matrix multiplies (`aten::_int_mm`) take most of the time, and the attention, GELU and
-layer norms most of the rest. Those are the same in every variant. With FP32 linear layers running at
-about a quarter of the int8 GEMM's speed, Amdahl's law caps the end-to-end gain well below the
-per-layer one: that is the honest ceiling of *weight* quantization on a CPU at large batch.
+The linear layers, now int8 GEMMs, are only part of the time; attention, softmax, GELU, layer norms,
+tokenization and the Python around them are the rest, and they cost the same in every variant. So
+even infinitely fast linear layers could not make the encoder faster than that remainder allows
+(Amdahl's law), and int8 arithmetic is about four times FP32's, not sixteen: that is the honest
+ceiling of *weight* quantization on a CPU at large batch.
 
 ## Activation precision: what int8 costs
 
