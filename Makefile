@@ -4,12 +4,13 @@
 # And for maintainers:
 #   make results     the text runs behind the book: evaluation of FP32 and round-to-nearest, the two
 #                    distillation recipes and their evaluation, the ablation (hours on 2 CPU cores)
+#   make bench       the CPU benchmark behind chapter 4 (a few minutes; run it on a quiet machine)
 #   make notebooks   re-execute every chapter in full mode, storing the outputs the book shows
 VENV := .venv/bin
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup book test results notebooks clean
+.PHONY: setup book test results bench notebooks clean
 
 setup:
 	bash tools/setup.sh
@@ -31,7 +32,11 @@ results: setup
 	  $(TL) distill --recipe $$r --steps $(STEPS) --bf16 --int8-embeddings --checkpoint-every 100 --threads 1 --out $(ART)/$$r && \
 	  $(TL) eval --preset book --threads 1 --model $(ART)/$$r/model --out $(ART)/$$r/eval.json --baseline $(ART)/fp32.json || exit 1; \
 	done
+	$(TL) eval --preset book --threads 1 --model $(ART)/best/model --activations int8 --out $(ART)/best/eval_a8.json --baseline $(ART)/fp32.json
 	$(TL) ablate --out $(ART)/ablation.json --axes beta losses --steps 40 --threads 1
+
+bench: setup
+	$(TL) bench --out book/artifacts/kernels/bench_cpu.json --plot book/artifacts/kernels/bench_cpu.png
 
 notebooks: setup
 	$(VENV)/python tools/run_notebooks.py
