@@ -7,7 +7,9 @@ measured side by side. Three parts:
 - ``layers``: one linear layer, the shapes of MiniLM, BERT-base and ViT-B (ViT-B/16 has the
   same linear shapes as BERT-base), for M = 1, 16, 128, 4096 tokens;
 - ``encoder``: the MiniLM sentence encoder, one short query and 512 sentences in batches of 64;
-- ``storage``: bytes of the saved files.
+- ``storage``: bytes of the saved files;
+- ``roofs`` and ``split``: the machine's roofline (bandwidth, peak FP32 and int8 GEMM) and where
+  the encoder's time goes (linear layers vs the rest), the data of chapter 4's Amdahl bound.
 
 Command line: ``python -m ternlib bench [--quick] [--out bench.json] [--plot bench.png]``.
 
@@ -209,6 +211,69 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
     return out
 
 
+@torch.inference_mode()
+def roofs(copy_mb: int = 256, shape: tuple[int, int, int] = (4096, 768, 3072), repeats: int = 3) -> dict[str, float]:
+    """This machine's roofline: memory bandwidth (a large copy) and peak FP32 / int8 GEMM throughput."""
+    n = copy_mb * 2**20 // 4
+    src, dst = torch.randn(n), torch.empty(n)
+    t_copy = interleaved({"copy": lambda: dst.copy_(src)}, repeats=max(repeats, 5))["copy"]
+    m, k, nn_ = shape
+    x, w = torch.randn(m, k), torch.randn(nn_, k)
+    xq = torch.randint(-127, 128, (m, k), dtype=torch.int8)
+    wq = torch.randint(-1, 2, (k, nn_), dtype=torch.int8)
+    t = interleaved({"fp32": lambda: F.linear(x, w), "int8": lambda: torch._int_mm(xq, wq)}, repeats)
+    return {"bandwidth bytes/s": 2 * n * 4 / t_copy, "fp32 ops/s": 2 * m * k * nn_ / t["fp32"],
+            "int8 ops/s": 2 * m * k * nn_ / t["int8"], "gemm shape": list(shape)}
+
+
+def linear_time_split(model: nn.Module, texts: list[str], batch_size: int = 64) -> dict[str, float]:
+    """Seconds of ``model.encode(texts)`` spent in its linear layers (nn.Linear or TernaryLinear) and elsewhere."""
+    spent, start = [0.0], {}
+    linears = [m for m in model.modules() if isinstance(m, (nn.Linear, TernaryLinear))]
+
+    def pre(m, args):
+        start[m] = time.perf_counter()
+
+    def post(m, args, y):
+        spent[0] += time.perf_counter() - start[m]
+
+    hooks = [m.register_forward_pre_hook(pre) for m in linears] + [m.register_forward_hook(post) for m in linears]
+    try:
+        t0 = time.perf_counter()
+        model.encode(texts, batch_size=batch_size, show_progress_bar=False)
+        total = time.perf_counter() - t0
+    finally:
+        for h in hooks:
+            h.remove()
+    return {"total s": total, "linear s": spent[0], "other s": total - spent[0]}
+
+
+@torch.inference_mode()
+def split_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 256, repeats: int = 3) -> dict[str, Any]:
+    """Where the encoder's time goes (linear layers vs everything else), FP32 and ternary (a8), medians."""
+    from . import load, load_text_encoder
+
+    fp32 = load_text_encoder().eval()
+    ckpt = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    if (ckpt / "ternlib.json").exists():
+        ternary = load(ckpt, activations="int8")
+    else:
+        from . import freeze_, quantize_
+
+        ternary = freeze_(quantize_(copy.deepcopy(fp32), TernaryConfig(activations="int8")))
+    texts = _sentences(n_sentences)
+    out: dict[str, Any] = {"sentences": n_sentences}
+    for name, model in (("fp32", fp32), ("ternary a8", ternary)):
+        model.encode(texts[:8], batch_size=64, show_progress_bar=False)
+    runs = {"fp32": [], "ternary a8": []}
+    for _ in range(repeats):  # interleaved
+        for name, model in (("fp32", fp32), ("ternary a8", ternary)):
+            runs[name].append(linear_time_split(model, texts))
+    for name, rs in runs.items():
+        out[name] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+    return out
+
+
 def storage_bench(checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
     """Bytes on disk: the FP32 MiniLM weights against the ternary checkpoint's files."""
     from .models import resolve_text_model
@@ -252,9 +317,11 @@ def run(quick: bool = False, checkpoint: str | os.PathLike | None = None, thread
                                     progress=progress)
         res["encoder"] = encoder_bench(checkpoint, n_sentences=64, repeats=3, query_repeats=10, progress=progress)
     else:
+        res["roofs"] = roofs()
         res["layers"] = layer_bench(progress=progress)
         res["crossover"] = crossover_bench(progress=progress)
         res["encoder"] = encoder_bench(checkpoint, progress=progress)
+        res["split"] = split_bench(checkpoint)
     res["storage"] = storage_bench(checkpoint)
     return res
 

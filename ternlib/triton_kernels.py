@@ -28,6 +28,23 @@ Two registered kernels (CUDA; see :mod:`ternlib.kernels` for the dispatch):
   weight dequantized to ``x.dtype``, cached with the layer (2 bytes a weight) -- exactly what
   the reference computes, at cuBLAS speed.
 
+Small ``M`` (up to :func:`gemv_max_m` tokens, default 1, as measured on an H100; ``TERNLIB_TRITON_GEMV_M``): both kernels
+use a split-K GEMV instead (:func:`gemv_matmul`; ``float_matmul(method="gemv"|"tile")`` and
+``int8_matmul(method="gemv"|"gemv_fused"|"gemv_q"|"fused"|...)`` force one). Its grid is
+(column blocks, K splits) -- >= 4 programs per SM on the encoder shapes -- each program loads
+one ``(BLOCK_N, BLOCK_KB)`` tile of packed bytes, multiplies each 2-bit plane with the M
+activation rows by broadcasting (no ``tl.dot``, no padding of M to 16 rows) and adds its
+partial sums into a scratch buffer with atomics (float32; int32 for int8 activations, exact in
+any order); the program that finishes a column block last (a counter per block) applies the
+epilogue and leaves the scratch at zero, so one launch does a call (the int8 path quantizes
+inside it while ``M * K * elem_bytes <= 8 KiB``, else in a launch of its own first). Why only
+M = 1 by default: the products run on the FP32/INT32 units, ``M`` times the work per weight
+byte; measured on an H100 (``book/artifacts/kernels/gpu_check_h100.json``) the GEMV beats the
+tiled kernel at one token (int8: 5.3 vs 18 us on 768->3072) but loses from a few tokens on
+(26 vs 8 us at M = 8), where ``tl.dot`` on a 16-row tile wins.
+The scratch is kept with the layer and assumes one stream at a time uses a layer (as with
+any module); concurrent calls of the same layer on two streams must not overlap.
+
 Unpacking: byte ``kb`` of a packed row holds codes ``4 kb + j`` in bits ``2j, 2j + 1`` (``u = c +
 1``). The GEMM kernels load a ``(BLOCK_N, BLOCK_KB)`` tile of whole bytes (one contiguous,
 vectorized load), take the four 2-bit planes with shifts and masks and interleave them back
@@ -91,6 +108,7 @@ _CHOICES: dict[tuple, str] = {}  # large-M int8 method measured per (device, dty
 _TUNING_LOG: list[dict] = []  # what those measurements saw (tuning_log())
 _JIT_NAMES: list[str] = []
 LARGE_INT8_METHODS = ("split", "int_mm")
+GEMV_INT8_METHODS = ("gemv", "gemv_fused", "gemv_q")
 
 triton: Any = None  # the modules, bound by _load() on first use
 tl: Any = None
@@ -314,6 +332,108 @@ def _epilogue_kernel(acc_ptr, sx_ptr, s_ptr, b_ptr, y_ptr, M, N, PER_ROW: tl.con
     tl.store(y_ptr + offs_m[:, None] * N + offs_n[None, :], y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
+# The split-K GEMV kernel (small M): program (pid_n, pid_k) reads one (BLOCK_N, BLOCK_KB) tile of
+# packed bytes -- rows pid_n * BLOCK_N ..., bytes pid_k * BLOCK_KB ... (codes 4 pid_k BLOCK_KB ...)
+# -- and multiplies it with the matching activations of all M (<= BLOCK_M) rows, without tl.dot:
+# per 2-bit plane j, codes (BLOCK_N, BLOCK_KB) times activations (BLOCK_M, BLOCK_KB) at columns
+# 4 kb + j, broadcast to (BLOCK_M, BLOCK_N, BLOCK_KB) and summed over the last axis. The partial
+# sums of the K splits meet in a scratch buffer (M, N) (float32, or int32 for int8 activations:
+# exact whatever the order) through atomic adds; a per-column-block counter tells the program that
+# finishes last, which reads the sums back while resetting them to zero (atomic exchange), resets
+# the counter and writes y. The scratch buffer is therefore zero again after every call and is kept
+# with the layer (one launch a call, no memset).
+
+
+@_jit
+def _gemv_store(acc, sx, offs_m, offs_n, M, N, s_ptr, b_ptr, y_ptr,
+                INT8: tl.constexpr, PER_ROW: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """The epilogues of _int8_kernel (INT8) and _float_kernel, on a (BLOCK_M, BLOCK_N) tile of sums."""
+    mask_n = offs_n < N
+    if INT8:  # y = float32(acc) * (sx[m] * sw[n]) + b[n]
+        if PER_ROW:
+            sw = tl.load(s_ptr + offs_n, mask=mask_n, other=0.0)
+            y = acc.to(tl.float32) * (sx[:, None] * sw[None, :])
+        else:
+            y = acc.to(tl.float32) * (sx * tl.load(s_ptr))[:, None]
+        if HAS_BIAS:
+            y = y + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    else:  # y = acc * scale + bias rounded to y's dtype
+        if PER_ROW:
+            y = acc * tl.load(s_ptr + offs_n, mask=mask_n, other=0.0)[None, :]
+        else:
+            y = acc * tl.load(s_ptr)
+        if HAS_BIAS:
+            bias = tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(y_ptr.dtype.element_ty)
+            y = y + bias.to(tl.float32)[None, :]
+    tl.store(y_ptr + offs_m[:, None] * N + offs_n[None, :], y.to(y_ptr.dtype.element_ty),
+             mask=(offs_m[:, None] < M) & mask_n[None, :])
+
+
+@_jit
+def _gemv_kernel(x_ptr, sx_ptr, w_ptr, s_ptr, b_ptr, y_ptr, acc_ptr, cnt_ptr, M, N, K, KB,
+                 stride_xm, stride_xk, stride_wn, rcp127,
+                 INT8: tl.constexpr, FUSED_QUANT: tl.constexpr, SX_RCP: tl.constexpr, USE_LIBDEVICE: tl.constexpr,
+                 PER_ROW: tl.constexpr, HAS_BIAS: tl.constexpr, ONE_SPLIT: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KB: tl.constexpr, AMAX_BLOCK: tl.constexpr):
+    """Split-K GEMV, grid (cdiv(N, BLOCK_N), cdiv(KB, BLOCK_KB)); all M <= BLOCK_M rows in every program.
+
+    float (INT8 False): x float, float32 products and sums, the epilogue of _float_kernel.
+    INT8: FUSED_QUANT -- x float, every program computes the amax of the M rows over all of K and
+    quantizes its own chunk (_row_amax, _quant_scales, _quantize: the arithmetic of _quant_kernel);
+    otherwise x_ptr is the int8 q and sx_ptr the float32 sx of _quant_kernel. Exact int32 sums,
+    the epilogue of _int8_kernel. Launch with enable_fp_fusion=False.
+    acc_ptr: (M, N) float32 / int32 zeros, cnt_ptr: (cdiv(N, BLOCK_N),) int32 zeros; both are zero
+    again when the kernel ends (unused if ONE_SPLIT: a single K split stores y directly).
+    """
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_kb = pid_k * BLOCK_KB + tl.arange(0, BLOCK_KB)
+    mask_m = offs_m < M
+    bt = tl.load(w_ptr + offs_n[:, None] * stride_wn + offs_kb[None, :],
+                 mask=(offs_n[:, None] < N) & (offs_kb[None, :] < KB), other=85).to(tl.int32)  # (BLOCK_N, BLOCK_KB)
+    if INT8:
+        if FUSED_QUANT:
+            amax = _row_amax(x_ptr, offs_m, M, K, stride_xm, stride_xk, BLOCK_M, AMAX_BLOCK)
+            inv, sx = _quant_scales(amax, rcp127, SX_RCP)
+        else:
+            sx = tl.load(sx_ptr + offs_m, mask=mask_m, other=0.0)
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
+    else:
+        sx = tl.zeros((BLOCK_M,), dtype=tl.float32)  # unused
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for j in tl.static_range(4):  # plane j: codes 4 kb + j
+        offs_k = 4 * offs_kb + j
+        a = tl.load(x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk,
+                    mask=mask_m[:, None] & (offs_k[None, :] < K), other=0)  # (BLOCK_M, BLOCK_KB)
+        c = _plane(bt, j)  # (BLOCK_N, BLOCK_KB) int32
+        if INT8:
+            if FUSED_QUANT:
+                q = _quantize(a.to(tl.float32), inv, USE_LIBDEVICE).to(tl.int32)
+            else:
+                q = a.to(tl.int32)
+            acc += tl.sum(c[None, :, :] * q[:, None, :], axis=2)
+        else:
+            acc += tl.sum(c.to(tl.float32)[None, :, :] * a.to(tl.float32)[:, None, :], axis=2)
+    if ONE_SPLIT:
+        _gemv_store(acc, sx, offs_m, offs_n, M, N, s_ptr, b_ptr, y_ptr, INT8, PER_ROW, HAS_BIAS)
+    else:
+        offs_mn = offs_m[:, None] * N + offs_n[None, :]
+        mask = mask_m[:, None] & (offs_n[None, :] < N)
+        tl.atomic_add(acc_ptr + offs_mn, acc, mask=mask, sem="relaxed")
+        tl.debug_barrier()  # every thread's adds before the release below (CUTLASS's semaphore pattern)
+        done = tl.atomic_add(cnt_ptr + pid_n, 1, sem="acq_rel")
+        if done == tl.num_programs(1) - 1:  # the last split of this column block: every partial sum is in
+            if INT8:  # read the sums from L2 and leave zeros
+                total = tl.atomic_xchg(acc_ptr + offs_mn, tl.zeros_like(acc), mask=mask, sem="relaxed")
+            else:  # (Triton's interpreter has no float exchange) the same as an add of zero and a store
+                total = tl.atomic_add(acc_ptr + offs_mn, tl.zeros_like(acc), mask=mask, sem="relaxed")
+                tl.store(acc_ptr + offs_mn, tl.zeros_like(acc), mask=mask)
+            tl.atomic_xchg(cnt_ptr + pid_n, 0, sem="relaxed")
+            _gemv_store(total, sx, offs_m, offs_n, M, N, s_ptr, b_ptr, y_ptr, INT8, PER_ROW, HAS_BIAS)
+
+
 # --------------------------------------------------------------------------- launch configs
 def _cfg(bm: int, bn: int, bkb: int, warps: int, stages: int, group_m: int = 8) -> dict[str, int]:
     """A launch configuration; ``bkb`` is the step in packed bytes (4 codes each)."""
@@ -375,6 +495,56 @@ def _split(cfg: dict[str, int]) -> tuple[dict[str, int], int, int]:
     return meta, cfg["BLOCK_M"], cfg["BLOCK_N"]
 
 
+GEMV_MAX_M = 16  # the most rows the split-K GEMV kernel takes (BLOCK_M <= 16)
+_GEMV_M_DEFAULT = 1  # rows up to which it is chosen automatically (gemv_max_m()); H100: wins at M=1 only
+_GEMV_FUSED_QUANT_BYTES = 8192  # int8: quantize inside the GEMV while M * K * elem_bytes is at most this
+_GEMV_TILES = ((32, 64), (16, 64), (32, 32), (16, 32), (8, 32), (8, 16))  # (BLOCK_N, BLOCK_KB), largest first
+
+
+def gemv_config(m: int, n: int, k: int, sms: int = 132) -> dict[str, int]:
+    """Tile of the split-K GEMV kernel for ``m`` (<= 16) tokens: ``BLOCK_N`` rows x ``BLOCK_KB`` packed bytes.
+
+    The largest tile of ``_GEMV_TILES`` (at most 8192 products of each 2-bit plane, i.e. 64 a
+    thread with 4 warps, so ``BLOCK_M * BLOCK_N * BLOCK_KB <= 8192``) that still gives at least
+    four programs per SM; else the smallest. H100 (132 SMs), M = 1: N=3072, K=768 -> 16 x 64
+    (192 x 3 = 576 programs); N=768, K=3072 -> 16 x 64 (48 x 12 = 576); N=384, K=1536 -> 8 x 32
+    (48 x 12 = 576). One K split a program: every program issues one weight load, so the call
+    costs about one DRAM round trip plus the atomics, whatever K is.
+    """
+    bm = _next_pow2(max(1, m))
+    kb = _cdiv(k, 4)
+    tiles = [t for t in _GEMV_TILES if bm * t[0] * t[1] <= 8192]
+    bn, bkb = tiles[-1]
+    for bn_, bkb_ in tiles:
+        if _cdiv(n, bn_) * _cdiv(kb, bkb_) >= 4 * sms:
+            bn, bkb = bn_, bkb_
+            break
+    bkb = min(bkb, max(16, _next_pow2(kb)))
+    return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_KB": bkb, "AMAX_BLOCK": min(_next_pow2(k), max(256, 4096 // bm)),
+            "num_warps": 4 if bm * bn * bkb >= 4096 else 2}
+
+
+def gemv_max_m() -> int:
+    """Largest number of tokens for which the split-K GEMV kernel is chosen automatically (default 1).
+
+    ``TERNLIB_TRITON_GEMV_M`` (read once) or :func:`set_gemv_max_m` changes it; 0 switches the
+    GEMV off (the tiled ``tl.dot`` kernels then take every small-M call); at most 16.
+    """
+    v = _STATE.get("gemv_m")
+    if v is None:
+        env = os.environ.get("TERNLIB_TRITON_GEMV_M", "").strip()
+        v = _STATE["gemv_m"] = min(GEMV_MAX_M, max(0, int(env))) if env else _GEMV_M_DEFAULT
+    return v
+
+
+def set_gemv_max_m(tokens: int | None) -> None:
+    """Set :func:`gemv_max_m` for this process (``None``: the environment variable or the default again)."""
+    if tokens is None:
+        _STATE.pop("gemv_m", None)
+    else:
+        _STATE["gemv_m"] = min(GEMV_MAX_M, max(0, int(tokens)))
+
+
 # --------------------------------------------------------------------------- quantization probe
 def quantization_arithmetic(device: torch.device) -> str | None:
     """How :func:`~ternlib.kernels.quantize_activations` computes its scale on ``device``, probed once.
@@ -422,11 +592,14 @@ def _plan(w: PackedTernary, key: tuple, make) -> Any:
 
 
 def float_matmul(x2: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None, *, packed: bool = True,
-                 config: dict[str, int] | None = None) -> torch.Tensor:
+                 config: dict[str, int] | None = None, method: str | None = None) -> torch.Tensor:
     """``(x2 @ codes^T) * scale + bias`` for ``x2`` ``(M, K)``, in ``x2.dtype``.
 
-    ``packed``: the Triton kernel on the 2-bit buffer (``triton_packed``); otherwise cuBLAS on
+    ``packed``: a Triton kernel on the 2-bit buffer (``triton_packed``); otherwise cuBLAS on
     the weight dequantized to ``x2.dtype`` and cached (bit for bit what the reference computes).
+    ``method`` (packed): ``"gemv"`` (the split-K GEMV, ``M <= 16``) or ``"tile"`` (the ``tl.dot``
+    kernel); default ``"gemv"`` for ``M <=`` :func:`gemv_max_m` unless a ``config`` (a tile of
+    the ``tl.dot`` kernel) is given. ``config`` applies to the method used.
     """
     _load()
     m, k = x2.shape
@@ -434,6 +607,12 @@ def float_matmul(x2: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None, 
     if not packed:
         weight = w.cached(("dequantized", x2.dtype), lambda: w.dequantize().to(x2.dtype))  # (N, K)
         return F.linear(x2, weight, None if bias is None else bias.to(x2.dtype))
+    if method is None:
+        method = "gemv" if config is None and m <= gemv_max_m() else "tile"
+    if method == "gemv":
+        return gemv_matmul(x2, w, bias, int8=False, config=config)
+    if method != "tile":
+        raise ValueError(f"unknown float method {method!r}; expected 'gemv' or 'tile'")
     y = torch.empty(m, n, device=x2.device, dtype=x2.dtype)  # (M, N)
     if m == 0:
         return y
@@ -491,17 +670,28 @@ def int8_matmul(x2: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None, *
                 config: dict[str, int] | None = None) -> torch.Tensor:
     """The exact int8-activation product of ``x2`` ``(M, K)`` and ``w``, in ``x2.dtype``.
 
-    ``method``: ``"fused"`` (one launch, the default for ``M <= crossover()``), ``"split"`` or
+    ``method``: ``"gemv"`` (the split-K GEMV, quantization fused into it while ``M * K * elem_bytes
+    <= 8192``, else a launch of its own; the default for ``M <=`` :func:`gemv_max_m`),
+    ``"gemv_fused"`` / ``"gemv_q"`` (the GEMV with the quantization forced inside / outside),
+    ``"fused"`` (one launch, tiled ``tl.dot``; the default up to ``crossover()``), ``"split"`` or
     ``"int_mm"`` (see the module docstring); by default at large ``M`` the faster of the last two,
-    measured once (:func:`large_int8_method`). ``config`` applies to the Triton GEMM.
+    measured once (:func:`large_int8_method`). ``config`` applies to the Triton GEMM of the
+    method (a tile of the ``tl.dot`` kernels unless a GEMV method is named).
     """
     _load()
     m, k = x2.shape
     n = w.shape[0]
     if method is None:
-        method = "fused" if m <= crossover() else large_int8_method(x2, w, bias)
+        if m <= gemv_max_m() and config is None:
+            method = "gemv"
+        else:
+            method = "fused" if m <= crossover() else large_int8_method(x2, w, bias)
+    if method in GEMV_INT8_METHODS:
+        fq = {"gemv": None, "gemv_fused": True, "gemv_q": False}[method]
+        return gemv_matmul(x2, w, bias, int8=True, fused_quant=fq, config=config)
     if method not in ("fused", "split", "int_mm"):
-        raise ValueError(f"unknown int8 method {method!r}; expected 'fused', 'split' or 'int_mm'")
+        raise ValueError(f"unknown int8 method {method!r}; expected one of {GEMV_INT8_METHODS} or 'fused', "
+                         "'split', 'int_mm'")
     y = torch.empty(m, n, device=x2.device, dtype=x2.dtype)  # (M, N)
     if m == 0:
         return y
@@ -541,6 +731,77 @@ def int8_matmul(x2: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None, *
         a, sx, pk, s, y if bias is None else bias, y, m, n, k, pk.shape[1], a.stride(0), a.stride(1), pk.stride(0),
         _rcp127(),
         FUSED_QUANT=fused, SX_RCP=mode == "rcp", HAS_BIAS=bias is not None, **kw)
+    return y
+
+
+def _gemv_plan(w: PackedTernary, x2: torch.Tensor, int8: bool, bm: int, config: dict[str, int] | None,
+               fresh: bool) -> tuple:
+    """(packed, scales, grid, acc scratch, counters, constexpr kwargs) of the GEMV kernel.
+
+    The scratch (``(bm, N)`` float32 or int32, and one int32 counter per column block) starts at
+    zero and the kernel leaves it at zero, so a plan kept with the layer serves every call on
+    the stream that uses it (calls on one stream run in order). ``fresh``: scratch of its own.
+    """
+    n, k = w.shape
+    pk, s, per_row = _make_weight(w)
+    cfg = dict(config) if config is not None else gemv_config(bm, n, k, _num_sms(x2.device))
+    cfg["BLOCK_M"] = bm = max(bm, cfg.get("BLOCK_M", 1))
+    cfg.setdefault("AMAX_BLOCK", min(_next_pow2(k), max(256, 4096 // bm)))
+    cfg.setdefault("num_warps", 4)
+    grid = (_cdiv(n, cfg["BLOCK_N"]), _cdiv(pk.shape[1], cfg["BLOCK_KB"]))
+    one = grid[1] == 1
+    acc = torch.zeros(0 if one else bm, n, device=x2.device, dtype=torch.int32 if int8 else torch.float32)
+    cnt = torch.zeros(0 if one else grid[0], device=x2.device, dtype=torch.int32)
+    kw = dict(BLOCK_M=bm, BLOCK_N=cfg["BLOCK_N"], BLOCK_KB=cfg["BLOCK_KB"], AMAX_BLOCK=cfg["AMAX_BLOCK"],
+              num_warps=cfg["num_warps"], INT8=int8, PER_ROW=per_row, ONE_SPLIT=one, USE_LIBDEVICE=not INTERPRET)
+    if int8:
+        kw["enable_fp_fusion"] = False
+    return pk, s, grid, acc, cnt, kw
+
+
+def gemv_matmul(x2: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None, *, int8: bool | None = None,
+                fused_quant: bool | None = None, config: dict[str, int] | None = None) -> torch.Tensor:
+    """The split-K GEMV (``_gemv_kernel``) for ``x2`` ``(M, K)``, ``M <= GEMV_MAX_M``, in ``x2.dtype``.
+
+    ``int8`` (default: ``w.activations == "int8"``): the exact int8-activation product, bit for
+    bit the reference; otherwise the float product of ``triton_packed`` (to rounding).
+    ``fused_quant`` (int8): quantize inside the GEMV (one launch; every program reads the M rows
+    whole for their amax) or in a launch of its own first; default: fused while ``M * K *
+    elem_bytes <= 8192``. ``config``: a tile (keys ``BLOCK_N``, ``BLOCK_KB``, optional
+    ``num_warps``); with one the scratch buffer is allocated for the call.
+    """
+    _load()
+    m, k = x2.shape
+    n = w.shape[0]
+    if int8 is None:
+        int8 = w.activations == "int8"
+    if m > GEMV_MAX_M:
+        raise ValueError(f"the GEMV kernel takes at most {GEMV_MAX_M} rows, got {m}")
+    y = torch.empty(m, n, device=x2.device, dtype=x2.dtype)  # (M, N), fresh: the caller keeps it
+    if m == 0:
+        return y
+    bm = _next_pow2(m)
+    if config is None:
+        pk, s, grid, acc, cnt, kw = _plan(w, ("gemv", int8, bm, x2.device),
+                                          lambda: _gemv_plan(w, x2, int8, bm, None, False))
+    else:
+        pk, s, grid, acc, cnt, kw = _gemv_plan(w, x2, int8, bm, config, True)
+    if int8:
+        mode = quantization_arithmetic(x2.device)
+        if fused_quant is None:
+            fused_quant = m * k * x2.element_size() <= _GEMV_FUSED_QUANT_BYTES
+        fused_quant = fused_quant and mode is not None
+        if fused_quant:
+            a, sx = x2, y  # sx_ptr unused
+        else:
+            a, sx = quantize(x2)  # (M, K) int8, (M,) float32
+        _gemv_kernel[grid](
+            a, sx, pk, s, y if bias is None else bias, y, acc, cnt, m, n, k, pk.shape[1], a.stride(0), a.stride(1),
+            pk.stride(0), _rcp127(), FUSED_QUANT=fused_quant, SX_RCP=mode == "rcp", HAS_BIAS=bias is not None, **kw)
+    else:
+        _gemv_kernel[grid](
+            x2, y, pk, s, y if bias is None else bias, y, acc, cnt, m, n, k, pk.shape[1], x2.stride(0), x2.stride(1),
+            pk.stride(0), 1.0, FUSED_QUANT=False, SX_RCP=True, HAS_BIAS=bias is not None, **kw)
     return y
 
 

@@ -46,3 +46,11 @@ def test_bench_cli_help(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--help"])
     assert "--quick" in capsys.readouterr().out
+
+
+def test_roofs_and_linear_time_split(minilm):
+    r = bench.roofs(copy_mb=1, shape=(8, 16, 32), repeats=1)
+    assert r["bandwidth bytes/s"] > 0 and r["fp32 ops/s"] > 0 and r["int8 ops/s"] > 0
+    split = bench.linear_time_split(minilm, ["one sentence", "and another one"])
+    assert 0 < split["linear s"] < split["total s"]
+    assert split["other s"] == pytest.approx(split["total s"] - split["linear s"])

@@ -160,6 +160,79 @@ def test_triton_int8_equals_reference_bit_for_bit():
     assert out.strip().startswith("ok")
 
 
+def test_split_k_gemv_matches_reference():
+    """The small-M split-K GEMV: float within the tolerance, int8 bit for bit (both quantization placements)."""
+    out = _interpret('''
+        checked = 0
+        # (M, K, N): every M of {1, 3, 8} with every K of {16, 100, 129, 400}, N of {8, 33, 200}
+        cases = [(1, 16, 8), (3, 100, 33), (8, 129, 200), (1, 400, 33), (3, 129, 8), (8, 400, 8), (1, 100, 200),
+                 (8, 16, 33)]
+        many = {"BLOCK_N": 8, "BLOCK_KB": 16}  # many K splits even for small K (the default may be one)
+        tk.set_gemv_max_m(8)  # automatic GEMV up to 8 rows here (the default, 1, is what won on an H100)
+        for i, (m, k, n) in enumerate(cases):
+            gran = ("tensor", "row")[i % 2]
+            with_bias = i % 4 != 3
+            # automatic selection: M <= gemv_max_m() -> the GEMV (its launch plan is cached with the layer)
+            w, b = weight(n, k, gran, seed=i)
+            for dtype, tol in ((torch.float32, 1e-5), (torch.float16, 2e-3)):
+                x = x_of(m, k, dtype, seed=i)
+                bias = b if with_bias else None
+                ref = ternary_linear(x, w, bias, kernel="reference")
+                ys = [ternary_linear(x, w, bias, kernel="triton_packed")]
+                if dtype == torch.float16 and n * k <= 33 * 400:
+                    ys.append(tk.float_matmul(x, w, bias, method="gemv", config=many))
+                for y in ys:
+                    err = ((y.float() - ref.float()).abs().max() / ref.float().abs().max().clamp_min(1)).item()
+                    assert y.dtype == dtype and y.shape == ref.shape and err < tol, (m, k, n, gran, dtype, err)
+                    checked += 1
+            assert any(key[0] == "gemv" for key in w.cache if isinstance(key, tuple)), "auto path did not use the GEMV"
+            w8, b8 = weight(n, k, gran, "int8", seed=i)
+            for dtype, method in ((torch.float32, "gemv_q"), (torch.float16, "gemv_fused")):
+                x = x_of(m, k, dtype, seed=i)
+                bias = (b8 if dtype == torch.float32 else b8.half()) if with_bias else None
+                ref = ternary_linear(x, w8, bias, kernel="reference")
+                y = tk.int8_matmul(x, w8, bias, method=method)
+                assert y.dtype == dtype and torch.equal(y, ref), (m, k, n, gran, dtype, method)
+                if dtype == torch.float16:  # the automatic choice
+                    assert torch.equal(ternary_linear(x, w8, bias, kernel="triton_int8"), ref), (m, k, n, gran, dtype)
+                checked += 2
+                if n * k <= 33 * 400:
+                    y = tk.int8_matmul(x, w8, bias, method=method, config=many)
+                    assert torch.equal(y, ref), (m, k, n, gran, dtype, method, "many splits")
+                    checked += 1
+            # the scratch kept with the layer is zero again after every call (one launch a call, no memset)
+            for key, plan in list(w.cache.items()) + list(w8.cache.items()):
+                if isinstance(key, tuple) and key[0] == "gemv":
+                    acc, cnt = plan[3], plan[4]
+                    assert not acc.any() and not cnt.any(), key
+        # repeated calls on a cached plan give the same result; the limit of rows; switching the GEMV off
+        w8, b8 = weight(40, 136, "row", "int8")
+        x = x_of(16, 136)
+        ref = ternary_linear(x, w8, b8, kernel="reference")
+        assert torch.equal(tk.int8_matmul(x, w8, b8, method="gemv"), ref)  # 16 rows: the most it takes
+        assert torch.equal(tk.int8_matmul(x, w8, b8, method="gemv"), ref)
+        try:
+            tk.gemv_matmul(x_of(17, 136), w8, b8)
+            raise AssertionError("the GEMV accepted 17 rows")
+        except ValueError:
+            pass
+        w, b = weight(33, 100)
+        x = x_of(3, 100)
+        tk.set_gemv_max_m(0)
+        try:
+            w.cache.clear()
+            tk.float_matmul(x, w, b)
+            assert not any(isinstance(key, tuple) and key[0] == "gemv" for key in w.cache)
+        finally:
+            tk.set_gemv_max_m(None)
+        assert tk.gemv_max_m() == 1
+        cfg = tk.gemv_config(1, 3072, 768, 132)
+        assert (768 // 4 + cfg["BLOCK_KB"] - 1) // cfg["BLOCK_KB"] * (3072 // cfg["BLOCK_N"]) >= 4 * 132
+        print("ok", checked)
+    ''')
+    assert out.strip().startswith("ok")
+
+
 def test_dispatch_under_the_interpreter():
     out = _interpret('''
         w, _ = weight(33, 100)

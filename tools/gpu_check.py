@@ -4,15 +4,18 @@ Sections, in this order (each case in its own try/except; an error is printed an
 rest goes on; the JSON is rewritten after every section, so a run cut short keeps what it did):
 
 1. ``env``: versions, device, the quantization arithmetic PyTorch uses on CUDA.
-2. ``correctness``: ``triton_packed`` against the reference within a tolerance, the large-M float
-   path (cuBLAS on the cached dequantized weight) and ``triton_int8`` (every method: fused,
-   split, int_mm) and the quantization kernel bit for bit, for M in {1, 16, 128, 4096} and
-   (N, K) in (384,384), (1536,384), (384,1536), (3072,768), (768,3072).
+2. ``correctness``: ``triton_packed`` (tiled ``tl.dot`` and split-K GEMV) against the reference
+   within a tolerance, the large-M float path (cuBLAS on the cached dequantized weight) and
+   ``triton_int8`` (every method: gemv_fused, gemv_q, fused, split, int_mm) and the quantization
+   kernel bit for bit, for M in {1, 16, 128, 4096} (the GEMV at M <= 16) and (N, K) in
+   (384,384), (1536,384), (384,1536), (3072,768), (768,3072); the GEMV also on odd shapes and
+   over many back-to-back calls (its scratch buffer and counters are reused).
 3. ``e2e``: encode time of a MiniLM-shaped BERT (random weights, fp16, 6 layers, hidden 384):
    FP16 against ternary (``quantize_`` + ``freeze_``; float and int8 activations; automatic
    kernels and the reference), batch 1 x 16 tokens and 64 x 32 tokens.
 4. ``layers``: per-layer times against cuBLAS fp16/bf16 ``F.linear`` on the dequantized weight,
-   M in {1, 16, 64, 128, 4096}: ``gpu_us`` from ``triton.testing.do_bench`` (median, L2 flushed;
+   M in {1, 8, 16, 64, 128, 4096} (``*gemv*``: the split-K GEMV, M <= 16; ``triton_tile_fp16``:
+   the tiled float kernel that M <= 8 used before): ``gpu_us`` from ``triton.testing.do_bench`` (median, L2 flushed;
    GPU time, but a call whose Python side is slower than the L2 flush shows that too),
    ``graph_us`` for the main cases from ``do_bench_cudagraph`` (replayed from a CUDA graph: the
    kernels alone, L2 warm) and ``wall_us`` from back-to-back calls (Python and launch overhead
@@ -41,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 M_VALUES = (1, 16, 128, 4096)
 NK_VALUES = ((384, 384), (1536, 384), (384, 1536), (3072, 768), (768, 3072))  # (N, K)
 TOL = {"float16": 4e-3, "bfloat16": 3e-2, "float32": 1e-4}  # max |y - ref| / max |ref|, float path
-E2E_SHAPES = ((1, 16), (64, 32))  # (batch, tokens)
+E2E_SHAPES = ((1, 8), (1, 16), (64, 32))  # (batch, tokens); 1 x 8: the split-K GEMV
 E2E_LAYERS = 6
 DEVICE = "cuda"  # "cpu" with --dry-run (Triton interpreter, tiny shapes: tests this script, not the GPU)
 
@@ -181,9 +184,12 @@ def section_correctness(run: Run) -> None:
                     bx = b.to(dtype)
                     ref = ternary_linear(x, w, bx, kernel="reference")
                     dname = str(dtype).split(".")[-1]
-                    for path, packed in (("packed", True), ("cublas", False)):
-                        def check(packed=packed, dname=dname, w=w, x=x, bx=bx, ref=ref):
-                            y = tk.float_matmul(x, w, bx, packed=packed)
+                    paths = [("packed", True, "tile"), ("cublas", False, None)]
+                    if m <= tk.GEMV_MAX_M:
+                        paths.append(("gemv", True, "gemv"))
+                    for path, packed, method in paths:
+                        def check(packed=packed, method=method, dname=dname, w=w, x=x, bx=bx, ref=ref):
+                            y = tk.float_matmul(x, w, bx, packed=packed, method=method)
                             err = rel_err(y, ref)
                             ok = y.dtype == ref.dtype and err < TOL[dname]
                             if not packed:  # cuBLAS on the cached dequantized weight: the reference's own GEMM
@@ -209,6 +215,7 @@ def section_correctness(run: Run) -> None:
                     ref = ternary_linear(x, w, bx, kernel="reference")
                     dname = str(dtype).split(".")[-1]
                     variants = ["auto", "fused", "split"] + (["int_mm"] if tk.int_mm_eligible(x, n) else [])
+                    variants += ["gemv_fused", "gemv_q"] if m <= tk.GEMV_MAX_M else []
                     for path in variants:
                         def check(path=path, w=w, x=x, bx=bx, ref=ref):
                             if path == "auto":
@@ -235,6 +242,47 @@ def section_correctness(run: Run) -> None:
                             "rows_compared": int(rows.sum())}
                 record({"kind": "quantize", "dtype": str(dtype).split(".")[-1], "M": m, "K": k}, check_q)
             print(f"  N={n} K={k} M={m}: {sum(r['ok'] for r in rows)}/{len(rows)} ok so far ({time.time() - t0:.1f} s)")
+
+    # the split-K GEMV on odd shapes, every dtype, and its scratch left at zero
+    for m in (3, 8):
+        for act, dtype in (("float", torch.float16), ("float", torch.bfloat16), ("float", torch.float32),
+                           ("int8", torch.float16), ("int8", torch.bfloat16), ("int8", torch.float32)):
+            def check_odd(m=m, act=act, dtype=dtype):
+                w, b = make_weight(333, 257, "row", act)
+                x = make_x(m, 257, dtype)
+                bx = b.to(dtype)
+                ref = ternary_linear(x, w, bx, kernel="reference")
+                name = select_kernel(x, w).name
+                if act == "int8":
+                    y = ternary_linear(x, w, bx)
+                else:  # the GEMV explicitly: by default it is only chosen for one token
+                    y = tk.float_matmul(x, w, bx, method="gemv")
+                ys = [y] + ([tk.int8_matmul(x, w, bx, method=mt) for mt in ("gemv_fused", "gemv_q")] if act == "int8" else [])
+                plans = [p for key, p in w.cache.items() if isinstance(key, tuple) and key[0] == "gemv"]
+                clean = bool(plans) and all(not p[3].any() and not p[4].any() for p in plans)
+                if act == "int8":
+                    ok = all(torch.equal(v, ref) for v in ys)
+                    return {"ok": bool(ok and clean), "scratch_zero": clean, "kernel": name}
+                err = rel_err(y, ref)
+                return {"ok": bool(err < TOL[str(dtype).split(".")[-1]] and clean), "rel_err": err,
+                        "scratch_zero": clean, "kernel": name}
+            record({"kind": f"gemv_odd_{act}", "dtype": str(dtype).split(".")[-1], "M": m, "N": 333, "K": 257}, check_odd)
+
+    # many back-to-back GEMV calls on one cached scratch buffer (the last-split semaphore under load)
+    for act in ("int8", "float"):
+        def check_repeat(act=act):
+            n, k = (3072, 768) if DEVICE == "cuda" else (40, 48)
+            w, b = make_weight(n, k, "row", act)
+            bad = 0
+            for m in (1, 4, 8):
+                x = make_x(m, k, torch.float16)
+                bx = b.half()
+                ref = ternary_linear(x, w, bx, kernel="reference")
+                ys = [ternary_linear(x, w, bx) for _ in range(200 if DEVICE == "cuda" else 2)]
+                for y in ys:
+                    bad += int(not torch.equal(y, ref)) if act == "int8" else int(rel_err(y, ref) >= TOL["float16"])
+            return {"ok": bad == 0, "bad_calls": bad}
+        record({"kind": f"gemv_repeat_{act}"}, check_repeat)
 
     # odd layouts: non-contiguous and 3-D inputs, no bias, odd sizes
     def check_layouts():
@@ -351,9 +399,9 @@ def section_e2e(run: Run) -> None:
     run.data["int8_large_choices_e2e"] = tk.tuning_log()
 
 
-LAYER_M_VALUES = (1, 16, 64, 128, 4096)
-GRAPH_CASES = ("cublas_fp16", "auto_float_fp16", "triton_packed_fp16", "auto_int8_fp16", "int8_fused", "int8_split",
-               "int8_int_mm")
+LAYER_M_VALUES = (1, 8, 16, 64, 128, 4096)
+GRAPH_CASES = ("cublas_fp16", "auto_float_fp16", "triton_packed_fp16", "triton_tile_fp16", "gemv_fp16",
+               "auto_int8_fp16", "int8_fused", "int8_split", "int8_int_mm", "int8_gemv_fused", "int8_gemv_q")
 
 
 def graph_bench(fn) -> float:
@@ -390,6 +438,7 @@ def section_layers(run: Run) -> None:
                 "cublas_bf16": lambda: F.linear(xbf, wbf, bbf),
                 "auto_float_fp16": lambda: ternary_linear(x16, w, b16),
                 "triton_packed_fp16": lambda: tk.float_matmul(x16, w, b16, packed=True),
+                "triton_tile_fp16": lambda: tk.float_matmul(x16, w, b16, packed=True, method="tile"),
                 "triton_packed_bf16": lambda: tk.float_matmul(xbf, w, bbf, packed=True),
                 "float_cublas_cached_fp16": lambda: tk.float_matmul(x16, w, b16, packed=False),
                 "auto_int8_fp16": lambda: ternary_linear(x16, w8, b16),
@@ -397,6 +446,12 @@ def section_layers(run: Run) -> None:
                 "int8_split": lambda: tk.int8_matmul(x16, w8, b16, method="split"),
                 "quantize_only": lambda: tk.quantize(x16),
             }
+            if m <= tk.GEMV_MAX_M:
+                cases["gemv_fp16"] = lambda: tk.float_matmul(x16, w, b16, method="gemv")
+                cases["gemv_bf16"] = lambda: tk.float_matmul(xbf, w, bbf, method="gemv")
+                cases["int8_gemv_fused"] = lambda: tk.int8_matmul(x16, w8, b16, method="gemv_fused")
+                cases["int8_gemv_q"] = lambda: tk.int8_matmul(x16, w8, b16, method="gemv_q")
+                row["gemv_config"] = tk.gemv_config(m, n, k, tk._num_sms(x16.device))
             if tk.int_mm_eligible(x16, n):
                 cases["int8_int_mm"] = lambda: tk.int8_matmul(x16, w8, b16, method="int_mm")
                 cases["cublas_int8_mm_only"] = lambda: torch._int_mm(q, codes_t)
@@ -423,8 +478,9 @@ def section_layers(run: Run) -> None:
     summarize_layers(run)
 
 
-LAYER_COLS = ("cublas_fp16", "triton_packed_fp16", "auto_float_fp16", "float_cublas_cached_fp16", "int8_fused",
-              "int8_split", "int8_int_mm", "auto_int8_fp16", "quantize_only", "cublas_int8_mm_only")
+LAYER_COLS = ("cublas_fp16", "gemv_fp16", "triton_tile_fp16", "auto_float_fp16", "float_cublas_cached_fp16",
+              "int8_gemv_fused", "int8_gemv_q", "int8_fused", "int8_split", "int8_int_mm", "auto_int8_fp16",
+              "quantize_only")
 
 
 def print_layer_row(row: dict) -> None:
@@ -452,8 +508,9 @@ def summarize_layers(run: Run) -> None:
         s = {"M": row["M"], "N": row["N"], "K": row["K"]}
         for metric in ("gpu_us", "graph_us"):
             base = ref.get(metric)
-            for label, names in (("float", ("auto_float_fp16", "triton_packed_fp16")),
-                                 ("int8", ("auto_int8_fp16", "int8_fused", "int8_split", "int8_int_mm"))):
+            for label, names in (("float", ("auto_float_fp16", "triton_packed_fp16", "triton_tile_fp16", "gemv_fp16")),
+                                 ("int8", ("auto_int8_fp16", "int8_fused", "int8_split", "int8_int_mm",
+                                           "int8_gemv_fused", "int8_gemv_q"))):
                 vals = {nm: row[nm][metric] for nm in names if isinstance(row.get(nm), dict) and metric in row[nm]}
                 if vals and base:
                     best = min(vals, key=vals.get)
@@ -485,19 +542,28 @@ def section_sweep(run: Run) -> None:
     for n, k in NK_VALUES[1:] if DEVICE == "cuda" else NK_VALUES:
         w, b = make_weight(n, k, "row", "float")
         w8, _ = make_weight(n, k, "row", "int8")
-        for m in (1, 16, 64, 4096) if DEVICE == "cuda" else M_VALUES:
+        for m in (1, 8, 16, 64, 4096) if DEVICE == "cuda" else M_VALUES:
             x = make_x(m, k, torch.float16)
             b16 = b.half()
             ref = ternary_linear(x, w8, b16, kernel="reference")
             kinds = {"float_packed": lambda c: tk.float_matmul(x, w, b16, packed=True, config=c)}
+            if m <= tk.GEMV_MAX_M:
+                kinds["float_gemv"] = lambda c: tk.float_matmul(x, w, b16, method="gemv", config=c)
+                kinds["int8_gemv"] = lambda c: tk.int8_matmul(x, w8, b16, method="gemv", config=c)
             if m <= 64:
                 kinds["int8_fused"] = lambda c: tk.int8_matmul(x, w8, b16, method="fused", config=c)
             else:
                 kinds["int8_split"] = lambda c: tk.int8_matmul(x, w8, b16, method="split", config=c)
             for kind, fn in kinds.items():
                 results = []
-                default = tk.default_config(m, n, k, "int8" if kind.startswith("int8") else "float")
-                candidates = [default] + [c for c in (small if m <= 64 else large) if c != default]
+                if kind.endswith("gemv"):
+                    default = tk.gemv_config(m, n, k, tk._num_sms(x.device))
+                    grid = [dict(default, BLOCK_N=bn, BLOCK_KB=bkb, num_warps=wp) for bn in (8, 16, 32, 64)
+                            for bkb in (16, 32, 64, 128) for wp in (2, 4) if default["BLOCK_M"] * bn * bkb <= 16384]
+                    candidates = [default] + [c for c in grid if c != default]
+                else:
+                    default = tk.default_config(m, n, k, "int8" if kind.startswith("int8") else "float")
+                    candidates = [default] + [c for c in (small if m <= 64 else large) if c != default]
                 for c in candidates:
                     if run.left() < 0:
                         print("  time budget spent; stopping the sweep")
@@ -518,7 +584,7 @@ def section_sweep(run: Run) -> None:
                 if ok:
                     c = ok[0]["config"]
                     print(f"  {kind:<18} M={m:<5} N={n:<5} K={k:<5} best {ok[0]['gpu_us']:8.1f} us "
-                          f"(BM{c['BLOCK_M']} BN{c['BLOCK_N']} BKB{c['BLOCK_KB']} w{c['num_warps']} s{c['num_stages']}), "
+                          f"(BM{c['BLOCK_M']} BN{c['BLOCK_N']} BKB{c['BLOCK_KB']} w{c['num_warps']} s{c.get('num_stages')}), "
                           f"default {default_us} us")
                 else:
                     print(f"  {kind:<18} M={m:<5} N={n:<5} K={k:<5} no config ran: {results[:1]}")
