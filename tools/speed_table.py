@@ -1,0 +1,33 @@
+"""Print the README's speed table from the stored benchmark run (book/artifacts/kernels/bench_cpu.json).
+
+Usage: python tools/speed_table.py [path/to/bench.json]   (the run itself: make bench)
+"""
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = ["bf16", "int8 dynamic", "ternary a8"]
+
+
+def main(path: Path) -> None:
+    res = json.loads(path.read_text())
+    by = {(r["K"], r["N"], r["M"]): r for r in res["layers"]}
+    rows = [(f"one layer 768->3072, {m} token{'s' if m > 1 else ''}", by[(768, 3072, m)]) for m in (1, 16, 4096)]
+    work = {w["workload"]: w for w in res["encoder"]["workloads"]}
+    rows += [("MiniLM, one query", work["one query"]),
+             ("MiniLM, 512 sentences (batch 64)", work["512 sentences, batch 64"])]
+    print("| workload | FP32 | bf16 | int8 dynamic | ternary (2-bit weights, int8 activations) |")
+    print("|---|---:|---:|---:|---:|")
+    for label, r in rows:
+        ms = r["ms"]["fp32"]
+        fp = f"{ms / 1e3:.2f} s" if ms >= 1000 else (f"{ms:.1f} ms" if ms >= 10 else f"{ms:.3g} ms")
+        cells = [f"{r['ratio'][v]:.2f}x" for v in VARIANTS]
+        cells[-1] = f"**{cells[-1]}**"
+        print(f"| {label} | {fp} (1x) | " + " | ".join(cells) + " |")
+    m = res["machine"]
+    print(f"\n({m['cpu']}, {m['threads']} threads, torch {m['torch']}, packed kernel {m['packed kernel isa']})")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "book" / "artifacts" / "kernels" / "bench_cpu.json")
