@@ -3,30 +3,10 @@
 Kept in the repository so the chapter's source stays editable as Python: edit here, rerun
 ``python tools/make_ch6.py && python tools/run_notebooks.py book/06_ann_search.ipynb``.
 """
-from pathlib import Path
+from nbbuild import Notebook
 
-import nbformat as nbf
-
-ROOT = Path(__file__).resolve().parent.parent
-cells = []
-
-
-def md(text):
-    cells.append(nbf.v4.new_markdown_cell(text.strip("\n")))
-
-
-def code(text, tags=None):
-    c = nbf.v4.new_code_cell(text.strip("\n"))
-    if tags:
-        c.metadata["tags"] = tags
-    cells.append(c)
-
-
-code('''
-import sys
-if "google.colab" in sys.modules:
-    %pip install -q "ternlib[book] @ git+https://github.com/ternlib/ternlib"
-''', ["remove-cell"])
+nb = Notebook()
+md, code = nb.md, nb.code
 
 md('''
 # Ternary embeddings in ANN search
@@ -519,8 +499,4 @@ make the index benefit too.
 ```
 ''')
 
-nb = nbf.v4.new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
-nbf.write(nb, ROOT / "book" / "06_ann_search.ipynb")
-print("wrote book/06_ann_search.ipynb")
+nb.write("06_ann_search.ipynb")
