@@ -37,7 +37,9 @@ def variants(axis: str, steps: int = 100) -> list[tuple[str, dict[str, Any]]]:
                 ("hidden+pooled_cos+relational", {"distill": {"losses": {"hidden_mse": 1.0, "pooled_cos": 1.0,
                                                                          "relational": 1.0}}}),
                 ("+layer_mse", {"distill": {"losses": {"hidden_mse": 1.0, "pooled_cos": 1.0, "relational": 1.0,
-                                                       "layer_mse": 1.0}}})]
+                                                       "layer_mse": 1.0}}}),
+                ("+contrastive", {"distill": {"losses": {"hidden_mse": 1.0, "pooled_cos": 1.0, "relational": 1.0,
+                                                         "contrastive": 0.1}}})]
     if axis == "steps":
         return [(f"steps={s}", {"distill": {"steps": s}}) for s in (0, steps // 4, steps, steps * 4)]
     raise ValueError(f"unknown ablation axis {axis!r}; known: {AXES}")

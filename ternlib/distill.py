@@ -8,7 +8,9 @@ whose latent FP weights are trained through the straight-through estimator. Loss
 - ``layer_mse``: the same for every intermediate hidden state;
 - ``pooled_cos``: ``1 - cos`` between pooled, normalized sentence embeddings;
 - ``pooled_mse``: MSE between those embeddings;
-- ``relational``: MSE between the batch similarity matrices ``E E^T`` of student and teacher.
+- ``relational``: MSE between the batch similarity matrices ``E E^T`` of student and teacher;
+- ``contrastive``: in-batch InfoNCE, each student embedding must pick its own teacher embedding
+  among the batch's (temperature 0.05), a retrieval-shaped objective.
 
 Training state (latent weights, AdamW moments, RNG, step) is checkpointed as safetensors + JSON,
 and a resumed run ends with exactly the weights of an uninterrupted one.
@@ -32,7 +34,8 @@ from .checkpoint import _is_sentence_transformer
 from .config import TernaryConfig
 from .quantize import quantize_, ternary_modules
 
-LOSSES = ("hidden_mse", "layer_mse", "pooled_cos", "pooled_mse", "relational")
+LOSSES = ("hidden_mse", "layer_mse", "pooled_cos", "pooled_mse", "relational", "contrastive")
+CONTRASTIVE_TEMPERATURE = 0.05
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,12 @@ def distill_loss(student_out: dict, teacher_out: dict, weights: dict[str, float]
         parts["pooled_mse"] = (s - t).pow(2).sum(-1).mean()
     if weights.get("relational", 0):
         parts["relational"] = (s @ s.T - t @ t.T).pow(2).mean()
+    if weights.get("contrastive", 0):  # (B, B) logits; the teacher's own sentence is the positive
+        logits = (s @ t.T).float() / CONTRASTIVE_TEMPERATURE
+        target = torch.arange(len(s), device=s.device)
+        # minus its value for a perfect teacher copy: zero at the optimum, like every other term
+        floor = torch.nn.functional.cross_entropy((t @ t.T).float().detach() / CONTRASTIVE_TEMPERATURE, target)
+        parts["contrastive"] = torch.nn.functional.cross_entropy(logits, target) - floor
     total = sum(weights[k] * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}
 

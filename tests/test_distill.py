@@ -78,8 +78,19 @@ def test_loss_terms_are_zero_for_identical_outputs():
     h = torch.randn(2, 5, 8)
     pooled = torch.nn.functional.normalize(torch.randn(2, 8), dim=-1)
     out = {"hidden": h, "mask": torch.ones(2, 5), "pooled": pooled, "layers": (h, h)}
-    total, parts = distill_loss(out, out, {k: 1.0 for k in ("hidden_mse", "layer_mse", "pooled_cos", "pooled_mse", "relational")})
-    assert float(total) == pytest.approx(0.0, abs=1e-6) and set(parts) == {"hidden_mse", "layer_mse", "pooled_cos", "pooled_mse", "relational"}
+    names = ("hidden_mse", "layer_mse", "pooled_cos", "pooled_mse", "relational", "contrastive")
+    total, parts = distill_loss(out, out, {k: 1.0 for k in names})
+    assert float(total) == pytest.approx(0.0, abs=1e-5) and set(parts) == set(names)
+
+
+def test_contrastive_term_rewards_matching_pairs():
+    t = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    s_good = torch.nn.functional.normalize(t + 0.05 * torch.randn(8, 16), dim=-1)
+    s_bad = s_good[torch.roll(torch.arange(8), 1)]  # every student paired with another sentence
+    mk = lambda p: {"hidden": torch.zeros(8, 2, 16), "mask": torch.ones(8, 2), "pooled": p, "layers": ()}
+    good, _ = distill_loss(mk(s_good), mk(t), {"contrastive": 1.0})
+    bad, _ = distill_loss(mk(s_bad), mk(t), {"contrastive": 1.0})
+    assert float(good) < float(bad)
 
 
 def test_distill_leaves_lengths_and_trainability_as_they_were(minilm_fp):
