@@ -156,6 +156,35 @@ def load_error() -> str | None:
 
 
 @_jit
+def _store_tile(acc, sx, offs_m, offs_n, M, N, s_ptr, b_ptr, y_ptr,
+                INT8: tl.constexpr, PER_ROW: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """The epilogue of every kernel here, on a (BLOCK_M, BLOCK_N) tile of sums: scales, bias, store.
+
+    INT8: ``y = float32(acc) * (sx[m] * sw[n]) + b[n]`` in that order (launch with FMA fusion off,
+    so it equals the reference bit for bit); else ``y = acc * sw + b`` with the bias rounded to y's dtype.
+    """
+    mask_n = offs_n < N
+    if INT8:  # y = float32(acc) * (sx[m] * sw[n]) + b[n]
+        if PER_ROW:
+            sw = tl.load(s_ptr + offs_n, mask=mask_n, other=0.0)
+            y = acc.to(tl.float32) * (sx[:, None] * sw[None, :])
+        else:
+            y = acc.to(tl.float32) * (sx * tl.load(s_ptr))[:, None]
+        if HAS_BIAS:
+            y = y + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    else:  # y = acc * scale + bias rounded to y's dtype
+        if PER_ROW:
+            y = acc * tl.load(s_ptr + offs_n, mask=mask_n, other=0.0)[None, :]
+        else:
+            y = acc * tl.load(s_ptr)
+        if HAS_BIAS:
+            bias = tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(y_ptr.dtype.element_ty)
+            y = y + bias.to(tl.float32)[None, :]
+    tl.store(y_ptr + offs_m[:, None] * N + offs_n[None, :], y.to(y_ptr.dtype.element_ty),
+             mask=(offs_m[:, None] < M) & mask_n[None, :])
+
+
+@_jit
 def _tile_ids(M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
     pid = tl.program_id(0)
     grid_m = tl.cdiv(M, BLOCK_M)
@@ -245,15 +274,7 @@ def _float_kernel(x_ptr, w_ptr, s_ptr, b_ptr, y_ptr, M, N, K, KB, stride_xm, str
             acc = tl.dot(a, b, acc, input_precision="ieee")
         else:
             acc = tl.dot(a, b, acc)
-    if PER_ROW:
-        y = acc * tl.load(s_ptr + offs_n, mask=offs_n < N, other=0.0)[None, :]
-    else:
-        y = acc * tl.load(s_ptr)
-    if HAS_BIAS:
-        bias = tl.load(b_ptr + offs_n, mask=offs_n < N, other=0.0).to(y_ptr.dtype.element_ty)
-        y = y + bias.to(tl.float32)[None, :]
-    tl.store(y_ptr + offs_m[:, None] * N + offs_n[None, :], y.to(y_ptr.dtype.element_ty),
-             mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+    _store_tile(acc, 0.0, offs_m, offs_n, M, N, s_ptr, b_ptr, y_ptr, False, PER_ROW, HAS_BIAS)  # no sx: float
 
 
 @_jit
@@ -302,15 +323,7 @@ def _int8_kernel(x_ptr, sx_ptr, w_ptr, s_ptr, b_ptr, y_ptr, M, N, K, KB, stride_
             q = a
         b = _codes_tile(w_ptr, offs_n, offs_kb, KB, N, stride_wn, BLOCK_N, BLOCK_KB).to(tl.int8)
         acc = tl.dot(q, b, acc, out_dtype=tl.int32)
-    if PER_ROW:
-        sw = tl.load(s_ptr + offs_n, mask=offs_n < N, other=0.0)
-        y = acc.to(tl.float32) * (sx[:, None] * sw[None, :])
-    else:
-        y = acc.to(tl.float32) * (sx * tl.load(s_ptr))[:, None]
-    if HAS_BIAS:
-        y = y + tl.load(b_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
-    tl.store(y_ptr + offs_m[:, None] * N + offs_n[None, :], y.to(y_ptr.dtype.element_ty),
-             mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+    _store_tile(acc, sx, offs_m, offs_n, M, N, s_ptr, b_ptr, y_ptr, True, PER_ROW, HAS_BIAS)
 
 
 @_jit
@@ -322,14 +335,7 @@ def _epilogue_kernel(acc_ptr, sx_ptr, s_ptr, b_ptr, y_ptr, M, N, PER_ROW: tl.con
     mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
     acc = tl.load(acc_ptr + offs_m[:, None] * N + offs_n[None, :], mask=mask, other=0)
     sx = tl.load(sx_ptr + offs_m, mask=offs_m < M, other=0.0)
-    if PER_ROW:
-        sw = tl.load(s_ptr + offs_n, mask=offs_n < N, other=0.0)
-        y = acc.to(tl.float32) * (sx[:, None] * sw[None, :])
-    else:
-        y = acc.to(tl.float32) * (sx * tl.load(s_ptr))[:, None]
-    if HAS_BIAS:
-        y = y + tl.load(b_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)[None, :]
-    tl.store(y_ptr + offs_m[:, None] * N + offs_n[None, :], y.to(y_ptr.dtype.element_ty), mask=mask)
+    _store_tile(acc, sx, offs_m, offs_n, M, N, s_ptr, b_ptr, y_ptr, True, PER_ROW, HAS_BIAS)
 
 
 # The split-K GEMV kernel (small M): program (pid_n, pid_k) reads one (BLOCK_N, BLOCK_KB) tile of
@@ -342,31 +348,6 @@ def _epilogue_kernel(acc_ptr, sx_ptr, s_ptr, b_ptr, y_ptr, M, N, PER_ROW: tl.con
 # finishes last, which reads the sums back while resetting them to zero (atomic exchange), resets
 # the counter and writes y. The scratch buffer is therefore zero again after every call and is kept
 # with the layer (one launch a call, no memset).
-
-
-@_jit
-def _gemv_store(acc, sx, offs_m, offs_n, M, N, s_ptr, b_ptr, y_ptr,
-                INT8: tl.constexpr, PER_ROW: tl.constexpr, HAS_BIAS: tl.constexpr):
-    """The epilogues of _int8_kernel (INT8) and _float_kernel, on a (BLOCK_M, BLOCK_N) tile of sums."""
-    mask_n = offs_n < N
-    if INT8:  # y = float32(acc) * (sx[m] * sw[n]) + b[n]
-        if PER_ROW:
-            sw = tl.load(s_ptr + offs_n, mask=mask_n, other=0.0)
-            y = acc.to(tl.float32) * (sx[:, None] * sw[None, :])
-        else:
-            y = acc.to(tl.float32) * (sx * tl.load(s_ptr))[:, None]
-        if HAS_BIAS:
-            y = y + tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-    else:  # y = acc * scale + bias rounded to y's dtype
-        if PER_ROW:
-            y = acc * tl.load(s_ptr + offs_n, mask=mask_n, other=0.0)[None, :]
-        else:
-            y = acc * tl.load(s_ptr)
-        if HAS_BIAS:
-            bias = tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(y_ptr.dtype.element_ty)
-            y = y + bias.to(tl.float32)[None, :]
-    tl.store(y_ptr + offs_m[:, None] * N + offs_n[None, :], y.to(y_ptr.dtype.element_ty),
-             mask=(offs_m[:, None] < M) & mask_n[None, :])
 
 
 @_jit
@@ -417,7 +398,7 @@ def _gemv_kernel(x_ptr, sx_ptr, w_ptr, s_ptr, b_ptr, y_ptr, acc_ptr, cnt_ptr, M,
         else:
             acc += tl.sum(c.to(tl.float32)[None, :, :] * a.to(tl.float32)[:, None, :], axis=2)
     if ONE_SPLIT:
-        _gemv_store(acc, sx, offs_m, offs_n, M, N, s_ptr, b_ptr, y_ptr, INT8, PER_ROW, HAS_BIAS)
+        _store_tile(acc, sx, offs_m, offs_n, M, N, s_ptr, b_ptr, y_ptr, INT8, PER_ROW, HAS_BIAS)
     else:
         offs_mn = offs_m[:, None] * N + offs_n[None, :]
         mask = mask_m[:, None] & (offs_n[None, :] < N)
@@ -431,7 +412,7 @@ def _gemv_kernel(x_ptr, sx_ptr, w_ptr, s_ptr, b_ptr, y_ptr, acc_ptr, cnt_ptr, M,
                 total = tl.atomic_add(acc_ptr + offs_mn, tl.zeros_like(acc), mask=mask, sem="relaxed")
                 tl.store(acc_ptr + offs_mn, tl.zeros_like(acc), mask=mask)
             tl.atomic_xchg(cnt_ptr + pid_n, 0, sem="relaxed")
-            _gemv_store(total, sx, offs_m, offs_n, M, N, s_ptr, b_ptr, y_ptr, INT8, PER_ROW, HAS_BIAS)
+            _store_tile(total, sx, offs_m, offs_n, M, N, s_ptr, b_ptr, y_ptr, INT8, PER_ROW, HAS_BIAS)
 
 
 # --------------------------------------------------------------------------- launch configs
