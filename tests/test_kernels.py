@@ -228,3 +228,18 @@ def test_loaded_sentence_transformer_uses_fast_kernels_exactly(minilm, tmp_path)
         assert torch.equal(model.encode(texts, batch_size=64, convert_to_tensor=True), batch)
     finally:
         del os.environ["TERNLIB_KERNEL"]
+
+
+@needs_ext
+def test_extension_rejects_bad_scales_and_biases():
+    ext = cpu_kernels.extension()
+    acc, sx = torch.zeros(2, 8, dtype=torch.int32), torch.ones(2)
+    with pytest.raises(RuntimeError, match="dequant_epilogue_: bias must be N float32 values"):
+        ext.dequant_epilogue_(acc, sx, torch.ones(1), torch.ones(9), -1)
+    with pytest.raises(RuntimeError, match="dequant_epilogue_: scales must be 1 or N"):
+        ext.dequant_epilogue_(acc, sx, torch.ones(3), None, -1)
+    planes = cpu_kernels.to_planes128(torch.zeros(8, 16, dtype=torch.int8))
+    with pytest.raises(RuntimeError, match="linear_small: bias must be N float32 values"):
+        ext.linear_small(torch.randn(1, 16), planes, torch.ones(1), torch.ones(8, dtype=torch.float64), True, -1)
+    with pytest.raises(RuntimeError, match="gemm_f32: scales must be 1 or N"):
+        ext.linear_small(torch.randn(1, 16), planes, torch.ones(5), None, False, -1)

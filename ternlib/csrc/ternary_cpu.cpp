@@ -317,6 +317,19 @@ void check_weight(const torch::Tensor& planes, int64_t N, int64_t Kp) {
               "ternary_cpu: weight planes have shape ", planes.sizes(), ", expected (", N, ", ", Kp / 4, ")");
 }
 
+void check_scales(const torch::Tensor& sw, int64_t N, const char* fn) {
+  TORCH_CHECK(sw.dtype() == torch::kFloat32 && (sw.numel() == 1 || sw.numel() == N), fn,
+              ": scales must be 1 or N float32 values");
+}
+
+// The bias as a contiguous float32 tensor of N values, or an undefined tensor when there is none.
+torch::Tensor checked_bias(const c10::optional<torch::Tensor>& bias, int64_t N, const char* fn) {
+  if (!bias.has_value() || !bias->defined()) return torch::Tensor();
+  torch::Tensor b = bias->contiguous();
+  TORCH_CHECK(b.dtype() == torch::kFloat32 && b.numel() == N, fn, ": bias must be N float32 values");
+  return b;
+}
+
 }  // namespace
 
 // (M, K) float32 -> (q (M, Kp) int8, scale (M,) float32, sum (M,) int32)
@@ -393,10 +406,9 @@ torch::Tensor gemm_int8(torch::Tensor q, torch::Tensor sx, torch::Tensor qsum, t
   const int64_t M = q.size(0), Kp = q.size(1);
   check_weight(planes, N, Kp);
   TORCH_CHECK(q.dtype() == torch::kInt8 && q.is_contiguous(), "gemm_int8: q must be contiguous int8");
-  TORCH_CHECK(sw.dtype() == torch::kFloat32 && (sw.numel() == 1 || sw.numel() == N), "gemm_int8: scales must be 1 or N float32 values");
-  const bool has_bias = bias.has_value() && bias->defined();
-  torch::Tensor b = has_bias ? bias->contiguous() : torch::Tensor();
-  TORCH_CHECK(!has_bias || (b.dtype() == torch::kFloat32 && b.numel() == N), "gemm_int8: bias must be N float32 values");
+  check_scales(sw, N, "gemm_int8");
+  const torch::Tensor b = checked_bias(bias, N, "gemm_int8");
+  const bool has_bias = b.defined();
   auto y = torch::empty({M, N}, torch::kFloat32);
   torch::Tensor swc = sw.contiguous();
   gemm_int8_raw(q.data_ptr<int8_t>(), sx.data_ptr<float>(), qsum.data_ptr<int32_t>(), M, Kp, planes.data_ptr<uint8_t>(), N,
@@ -413,10 +425,9 @@ torch::Tensor gemm_f32(torch::Tensor x, torch::Tensor planes, torch::Tensor sw, 
   check_weight(planes, N, Kp);
   TORCH_CHECK(K <= Kp, "gemm_f32: x has more columns than the weight");
   torch::Tensor xp = K == Kp ? x.contiguous() : torch::constant_pad_nd(x, {0, Kp - K}, 0).contiguous();
-  TORCH_CHECK(sw.dtype() == torch::kFloat32 && (sw.numel() == 1 || sw.numel() == N), "gemm_f32: scales must be 1 or N float32 values");
-  const bool has_bias = bias.has_value() && bias->defined();
-  torch::Tensor b = has_bias ? bias->contiguous() : torch::Tensor();
-  TORCH_CHECK(!has_bias || (b.dtype() == torch::kFloat32 && b.numel() == N), "gemm_f32: bias must be N float32 values");
+  check_scales(sw, N, "gemm_f32");
+  const torch::Tensor b = checked_bias(bias, N, "gemm_f32");
+  const bool has_bias = b.defined();
   auto y = torch::empty({M, N}, torch::kFloat32);
   const uint8_t* wp = planes.data_ptr<uint8_t>();
   const float* xd = xp.data_ptr<float>();
@@ -476,8 +487,9 @@ torch::Tensor dequant_epilogue_(torch::Tensor acc, torch::Tensor sx, torch::Tens
                                 int64_t isa) {
   TORCH_CHECK(acc.dtype() == torch::kInt32 && acc.dim() == 2 && acc.is_contiguous(), "dequant_epilogue_: acc must be contiguous (M, N) int32");
   const int64_t M = acc.size(0), N = acc.size(1);
-  const bool has_bias = bias.has_value() && bias->defined();
-  torch::Tensor b = has_bias ? bias->contiguous() : torch::Tensor();
+  check_scales(sw, N, "dequant_epilogue_");
+  const torch::Tensor b = checked_bias(bias, N, "dequant_epilogue_");
+  const bool has_bias = b.defined();
   torch::Tensor sxc = sx.contiguous(), swc = sw.contiguous();
   const int32_t* ap = acc.data_ptr<int32_t>();
   float* yp = reinterpret_cast<float*>(acc.data_ptr<int32_t>());
@@ -505,10 +517,9 @@ torch::Tensor linear_small(torch::Tensor x, torch::Tensor planes, torch::Tensor 
   const int64_t M = x.size(0), K = x.size(1);
   check_weight(planes, N, Kp);
   TORCH_CHECK(K <= Kp, "linear_small: x has more columns than the weight");
-  TORCH_CHECK(sw.dtype() == torch::kFloat32 && (sw.numel() == 1 || sw.numel() == N), "linear_small: scales must be 1 or N float32 values");
-  const bool has_bias = bias.has_value() && bias->defined();
-  torch::Tensor b = has_bias ? bias->contiguous() : torch::Tensor();
-  TORCH_CHECK(!has_bias || (b.dtype() == torch::kFloat32 && b.numel() == N), "linear_small: bias must be N float32 values");
+  check_scales(sw, N, "linear_small");
+  const torch::Tensor b = checked_bias(bias, N, "linear_small");
+  const bool has_bias = b.defined();
   torch::Tensor xc = x.contiguous(), swc = sw.contiguous();
   std::vector<int8_t> q(static_cast<size_t>(M * Kp));
   std::vector<float> sx(static_cast<size_t>(M));
