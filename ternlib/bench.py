@@ -169,28 +169,30 @@ def _sentences(n: int) -> list[str]:
         return [" ".join(rng.choice(words) for _ in range(rng.randint(8, 40))) for _ in range(n)]
 
 
+def _ternary_encoder(fp32: nn.Module, checkpoint: str | os.PathLike | None, activations: str) -> tuple[nn.Module, str]:
+    """The ternary MiniLM the benchmarks time, and where it came from: the checkpoint if there is one,
+    else the FP32 model ternarized by round-to-nearest (speed does not depend on training)."""
+    from . import Int8EmbeddingConfig, freeze_, load, quantize_
+
+    ckpt = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    if (ckpt / "ternlib.json").exists():
+        return load(ckpt, activations=activations), str(ckpt)
+    model = quantize_(copy.deepcopy(fp32), TernaryConfig(activations=activations))
+    quantize_(model, Int8EmbeddingConfig(min_rows=1000))
+    return freeze_(model), "round-to-nearest ternarization of the FP32 model"
+
+
 @torch.inference_mode()
 def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 512, batch_size: int = 64,
                   repeats: int = 5, query_repeats: int = 30, progress: bool = True) -> dict[str, Any]:
     """End to end MiniLM: FP32 against bf16, int8 dynamic and the ternary checkpoint (a8 and fp-act)."""
-    from . import load, load_text_encoder
+    from . import load_text_encoder
     from .models import quiet_hf
 
     fp32 = load_text_encoder().eval()
     bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
     dyn = _dynamic_int8(copy.deepcopy(fp32))
-    ckpt = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
-    if (ckpt / "ternlib.json").exists():
-        t8, tf, source = load(ckpt, activations="int8"), load(ckpt, activations="float"), str(ckpt)
-    else:  # speed does not depend on training: ternarize the FP32 weights directly
-        from . import Int8EmbeddingConfig, freeze_, quantize_
-
-        def make(act):
-            m = quantize_(copy.deepcopy(fp32), TernaryConfig(activations=act))
-            quantize_(m, Int8EmbeddingConfig(min_rows=1000))
-            return freeze_(m)
-
-        t8, tf, source = make("int8"), make("float"), "round-to-nearest ternarization of the FP32 model"
+    (t8, source), (tf, _) = (_ternary_encoder(fp32, checkpoint, act) for act in ("int8", "float"))
     models = {"fp32": fp32, "bf16": bf16, "int8 dynamic": dyn, "ternary a8": t8, "ternary fp-act": tf}
     sents = _sentences(n_sentences)
 
@@ -251,16 +253,10 @@ def linear_time_split(model: nn.Module, texts: list[str], batch_size: int = 64) 
 @torch.inference_mode()
 def split_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 256, repeats: int = 3) -> dict[str, Any]:
     """Where the encoder's time goes (linear layers vs everything else), FP32 and ternary (a8), medians."""
-    from . import load, load_text_encoder
+    from . import load_text_encoder
 
     fp32 = load_text_encoder().eval()
-    ckpt = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
-    if (ckpt / "ternlib.json").exists():
-        ternary = load(ckpt, activations="int8")
-    else:
-        from . import freeze_, quantize_
-
-        ternary = freeze_(quantize_(copy.deepcopy(fp32), TernaryConfig(activations="int8")))
+    ternary, _ = _ternary_encoder(fp32, checkpoint, "int8")
     texts = _sentences(n_sentences)
     out: dict[str, Any] = {"sentences": n_sentences}
     for name, model in (("fp32", fp32), ("ternary a8", ternary)):
