@@ -374,7 +374,8 @@ for enc in ("FP32", "ternary"):
     assert rows[enc, "IVF-PQ+refine"]["recall@k vs exact"] >= 0.8
     assert rows[enc, "Binary+rescore"]["bytes per vector"] <= rows[enc, "Flat"]["bytes per vector"] / 30  # 1 bit vs 32
 assert rows["ternary", "Flat"]["recall@k vs FP32 exact"] < 1.0  # the encoder, not the index, moves the neighbours
-assert rows["ternary", "HNSW"]["e2e ms"] < rows["FP32", "Flat"]["e2e ms"]  # the ternary query path is faster
+if not FAST:  # timings are facts of the full, quiet run; a shared CI machine is too noisy to assert them
+    assert rows["ternary", "HNSW"]["e2e ms"] < rows["FP32", "Flat"]["e2e ms"]  # the ternary query path is faster
 ''')
 
 code('''
