@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .attention import LinearMultiheadAttention
 from .config import TernaryConfig
 from .embedding import Int8Embedding
 from .layers import TernaryLinear
@@ -126,6 +127,9 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
         "int8_embeddings": {n: [m.num_embeddings, m.embedding_dim, m.padding_idx]
                             for n, m in model.named_modules() if isinstance(m, Int8Embedding)},
     }
+    mha = [n for n, m in model.named_modules() if isinstance(m, LinearMultiheadAttention)]
+    if mha:  # rebuilt from nn.MultiheadAttention by quantize_: load does the same to the skeleton
+        meta["linear_attention"] = mha
     if _is_sentence_transformer(model):
         meta["kind"] = "sentence-transformers"
         with _config_only(model):  # skeleton: modules.json, tokenizer, configs, no weights
@@ -134,6 +138,8 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
     elif _is_transformers_model(model):
         meta["kind"] = "transformers"
         meta["class"] = type(model).__name__
+        if hasattr(model, "pooler") and model.pooler is None:  # e.g. ViTModel(config, add_pooling_layer=False)
+            meta["init_kwargs"] = {"add_pooling_layer": False}
         model.config.save_pretrained(str(path))
     else:
         meta["kind"] = "torch"
@@ -255,7 +261,10 @@ def _build_skeleton(path: Path, meta: dict[str, Any], model: nn.Module | None) -
         if cls is None:
             raise CheckpointError(f"unknown transformers class {meta.get('class')!r} in {path / CONFIG_FILE}")
         config = transformers.AutoConfig.from_pretrained(str(path))
-        return cls(config)
+        kwargs = meta.get("init_kwargs", {})
+        if not isinstance(kwargs, dict) or set(kwargs) - {"add_pooling_layer"}:
+            raise CheckpointError(f"unsupported init_kwargs {kwargs!r} in {path / CONFIG_FILE}")
+        return cls(config, **kwargs)
     if kind == "torch":
         raise ValueError(
             f"{path} holds a plain torch model ({meta.get('class')}): pass an instance of it, "
@@ -299,6 +308,12 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | 
         config = dataclasses.replace(config, activations=activations)
     skeleton = _build_skeleton(path, meta, model)
 
+    for name in meta.get("linear_attention", []):
+        m = dict(skeleton.named_modules()).get(name)
+        if isinstance(m, nn.MultiheadAttention):
+            _set_submodule(skeleton, name, LinearMultiheadAttention.from_mha(m))
+        elif not isinstance(m, LinearMultiheadAttention):
+            raise CheckpointError(f"the model has no multi-head attention named {name!r} to load into")
     modules = dict(skeleton.named_modules())
     for name, (k, n, bias) in meta["ternary_modules"].items():
         m = modules.get(name)

@@ -60,6 +60,7 @@ class DistillConfig:
     losses: dict = field(default_factory=lambda: {"hidden_mse": 1.0})
     bf16: bool = False  # autocast teacher and student forward passes to bfloat16 (AMX / tensor cores)
     student_dropout: bool = False  # False: dropout off in the student (less noise for short runs)
+    pooling: str = "mean"  # sentence/image embedding of a transformers encoder: "mean" of tokens or "cls" token
     seed: int = 0
     checkpoint_every: int = 0  # steps between training checkpoints (0: only at the end)
     log_every: int = 10
@@ -71,6 +72,8 @@ class DistillConfig:
                 raise ValueError(f"DistillConfig.{name} must be a positive int, got {v!r}")
         if not self.lr > 0:
             raise ValueError(f"DistillConfig.lr must be > 0, got {self.lr!r}")
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"DistillConfig.pooling must be 'mean' or 'cls', got {self.pooling!r}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ValueError(f"DistillConfig.schedule must be cosine, linear or constant, got {self.schedule!r}")
         if not 0 <= self.warmup_ratio < 1:
@@ -105,12 +108,14 @@ class DistillConfig:
 
 
 # ---------------------------------------------------------------------------- model adapters
-def encoder_outputs(model: nn.Module, batch: Any, layers: bool = False) -> dict[str, torch.Tensor]:
+def encoder_outputs(model: nn.Module, batch: Any, layers: bool = False, pooling: str = "mean") -> dict[str, torch.Tensor]:
     """Run ``model`` on ``batch`` and return ``hidden`` (B, T, H), ``mask`` (B, T), ``pooled`` (B, H)
     and with ``layers`` also ``layers`` (a tuple of (B, T, H)).
 
-    ``model`` is a ``SentenceTransformer`` (``batch`` from ``model.preprocess``) or a transformers
-    encoder (``batch`` a dict of its inputs; pooled = normalized mean of the last hidden state).
+    ``model`` is a ``SentenceTransformer`` (``batch`` from ``model.preprocess``; pooled = its own
+    sentence embedding) or a transformers encoder (``batch`` a dict of its inputs, e.g.
+    ``pixel_values`` for a ViT; pooled = the normalized ``pooling`` of the last hidden state: the
+    masked "mean" of the tokens, or the first ("cls") token).
     """
     if _is_sentence_transformer(model):
         out = model(dict(batch))
@@ -127,7 +132,10 @@ def encoder_outputs(model: nn.Module, batch: Any, layers: bool = False) -> dict[
     mask = batch.get("attention_mask") if isinstance(batch, dict) else None
     mask = torch.ones(hidden.shape[:2], device=hidden.device) if mask is None else mask
     mask = mask.to(hidden.dtype)
-    pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+    if pooling == "cls":
+        pooled = hidden[:, 0]  # (B, H)
+    else:
+        pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
     res = {"hidden": hidden, "mask": mask, "pooled": F.normalize(pooled.float(), dim=-1)}
     if layers:
         res["layers"] = tuple(out.hidden_states)
@@ -319,8 +327,8 @@ def distill(
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()} if isinstance(batch, dict) else batch
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             with torch.no_grad():
-                t_out = encoder_outputs(teacher, batch, need_layers)
-            s_out = encoder_outputs(student, batch, need_layers)
+                t_out = encoder_outputs(teacher, batch, need_layers, config.pooling)
+            s_out = encoder_outputs(student, batch, need_layers, config.pooling)
         loss, parts = distill_loss(s_out, t_out, config.losses)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"distillation loss became {float(loss)} at step {step}; lower the learning rate")

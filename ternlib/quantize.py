@@ -1,7 +1,8 @@
 """quantize_(model, config, filter_fn): the in-place entry point, and freeze_ for inference.
 
 ``quantize_`` walks the model, and for a :class:`TernaryConfig` replaces every matching
-``nn.Linear`` by a :class:`TernaryLinear` (training state); for an :class:`Int8EmbeddingConfig`
+``nn.Linear`` by a :class:`TernaryLinear` (training state; an ``nn.MultiheadAttention`` is first
+rebuilt from Linear layers, :mod:`ternlib.attention`, so its projections become ternary too); for an :class:`Int8EmbeddingConfig`
 every matching ``nn.Embedding`` by an :class:`Int8Embedding`. ``freeze_`` then packs every
 ternary layer for inference.
 """
@@ -11,6 +12,7 @@ from typing import Callable, Iterator, Union
 
 import torch.nn as nn
 
+from .attention import LinearMultiheadAttention
 from .config import TernaryConfig
 from .embedding import Int8Embedding, Int8EmbeddingConfig
 from .layers import TernaryLinear
@@ -89,6 +91,10 @@ def quantize_(model: nn.Module, config: QuantConfig | None = None, filter_fn: Fi
                 f"model is already ternarized with a different config ({name}: {c}); "
                 f"quantize_ a fresh copy of the full-precision model instead"
             )
+        # nn.MultiheadAttention reads its projection weights directly: rebuild it from Linear layers first
+        for name, m in [(n, m) for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]:
+            if filter_fn(m, name):
+                _set_submodule(model, name, LinearMultiheadAttention.from_mha(m))
         targets = [(n, m) for n, m in model.named_modules()
                    if type(m) is nn.Linear or (isinstance(m, nn.Linear) and not isinstance(m, TernaryLinear))]
         targets = [(n, m) for n, m in targets if filter_fn(m, n)]
