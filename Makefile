@@ -1,16 +1,19 @@
 # The two commands a newcomer needs (see README.md):
 #   make book   set up (.venv, packages, data) and build the book into _build/html
-#   make test   set up and run every test: unit tests, notebooks in fast mode, the book build
+#   make test   set up and run every test: unit tests, notebooks in fast mode, the book build and its
+#               check in headless Chromium (tools/check_site.py)
 # And for maintainers:
 #   make results     the text runs behind the book: evaluation of FP32 and round-to-nearest, the two
 #                    distillation recipes and their evaluation, the ablation (hours on 2 CPU cores)
 #   make bench       the CPU benchmark behind chapter 4 (a few minutes; run it on a quiet machine)
-#   make notebooks   re-execute every chapter in full mode, storing the outputs the book shows
+#   make notebooks   re-execute every chapter (book/*.ipynb, in _toc.yml order) in full mode, storing
+#                    the outputs the book shows; prints each chapter's time
+#   make check-site  open every page of the built book in headless Chromium (after make book)
 VENV := .venv/bin
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup book test results bench notebooks clean
+.PHONY: setup book test results bench notebooks check-site clean
 
 setup:
 	bash tools/setup.sh
@@ -20,7 +23,7 @@ book: setup
 	@echo "book: open _build/html/index.html"
 
 test: setup
-	TERNLIB_FAST=1 $(VENV)/python -m pytest -n 2 --nbmake tests ternlib book
+	TERNLIB_FAST=1 $(VENV)/python -m pytest -n 2 --dist loadgroup --nbmake tests ternlib book
 
 ART := book/artifacts/text
 TL := $(VENV)/python -m ternlib
@@ -40,6 +43,9 @@ bench: setup
 
 notebooks: setup
 	$(VENV)/python tools/run_notebooks.py
+
+check-site:
+	$(VENV)/python tools/check_site.py
 
 clean:
 	rm -rf _build .pytest_cache

@@ -1,5 +1,7 @@
-"""The book: config sanity, stored outputs from full runs, and a -W build that must pass."""
+"""The book: config sanity, stored outputs from full runs, a -W build that must pass, and the built
+site checked in a headless browser (tools/check_site.py) on that same build."""
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -11,6 +13,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+sys.path.insert(0, str(ROOT / "tools"))
+import check_site  # noqa: E402
 
 
 def _toc_files():
@@ -48,13 +52,57 @@ def test_notebook_conventions(nb_path):
     assert sum("image/png" in o.get("data", {}) for c in code for o in c.get("outputs", [])) >= 3
 
 
-@pytest.mark.slow
-def test_book_builds_without_warnings(tmp_path):
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_colab_badge(nb_path):
+    """The title is followed by an "Open in Colab" badge for this notebook, on the repository of _config.yml."""
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    slug = repo["url"].rstrip("/").removeprefix("https://github.com/")
+    url = f"https://colab.research.google.com/github/{slug}/blob/{repo.get('branch', 'main')}/book/{nb_path.name}"
+    title = next(c for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == "markdown")
+    lines = "".join(title["source"]).split("\n")
+    assert lines[0].startswith("# ")
+    badge = next((line for line in lines[1:4] if line.strip()), "")
+    assert re.fullmatch(r"\[!\[Open in Colab\]\(data:image/png;base64,[A-Za-z0-9+/=]+\)\]\((.+)\)", badge), badge[:120]
+    assert badge.endswith(f"({url})"), f"badge links elsewhere than {url}"
+
+
+def test_figures_have_captions():
+    """Every cell that draws a figure has a myst-nb caption and a unique label, and notebook readers get
+    the same caption as the hidden markdown cell right after it (tools/nbbuild.py, Notebook.figure)."""
+    names = []
+    for nb_path in NOTEBOOKS:
+        cells = json.loads(nb_path.read_text())["cells"]
+        for i, c in enumerate(cells):
+            if c["cell_type"] != "code" or not any("image/png" in o.get("data", {}) for o in c.get("outputs", [])):
+                continue
+            where = f"{nb_path.name} cell {i}"
+            fig = c["metadata"].get("mystnb", {}).get("figure", {})
+            assert fig.get("caption", "").startswith("**Figure ") and fig.get("name", "").startswith("fig-"), where
+            # myst-nb wraps every display output of the cell in the figure: one image, nothing else
+            shown = [o for o in c["outputs"] if o["output_type"] in ("display_data", "execute_result")]
+            assert len(shown) == 1, f"{where}: a figure cell must display only its figure"
+            nxt = cells[i + 1]
+            assert nxt["cell_type"] == "markdown" and "remove-cell" in nxt["metadata"].get("tags", []), where
+            assert "".join(nxt["source"]) == fig["caption"], f"{where}: hidden caption differs from the metadata"
+            names.append(fig["name"])
+    assert len(names) == len(set(names)), "figure names must be unique across the book"
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    """One -W build of the book for the tests below (module scope: the book is built once)."""
+    out_dir = tmp_path_factory.mktemp("book")
     exe = Path(sys.executable).parent / "jupyter-book"
-    out = subprocess.run([str(exe), "build", str(ROOT), "--path-output", str(tmp_path), "-W", "-n", "--keep-going"],
+    out = subprocess.run([str(exe), "build", str(ROOT), "--path-output", str(out_dir), "-W", "-n", "--keep-going"],
                          capture_output=True, text=True, timeout=900)
+    return out, out_dir / "_build" / "html"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_book_builds_without_warnings(built_book):
+    out, html = built_book
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    html = tmp_path / "_build" / "html"
     for f in _toc_files():
         page = html / f"{f}.html"
         assert page.exists(), page
@@ -66,3 +114,19 @@ def test_book_builds_without_warnings(tmp_path):
             if not src.startswith(("http", "data:")):
                 assert (html / "book" / src).resolve().exists(), src
         assert "colab.research.google.com" in page
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_site_renders_offline(built_book):
+    """tools/check_site.py on the same build: images, internal links, cell errors, empty pages, math."""
+    out, html = built_book
+    assert out.returncode == 0, "the book did not build (see test_book_builds_without_warnings)"
+    browser = check_site.find_browser()
+    if isinstance(browser, str):
+        if os.geteuid() != 0:  # CI runs tools/setup.sh as root, which installs Chromium
+            pytest.skip(f"no Chromium; to run this check: sudo apt-get install chromium chromium-driver ({browser})")
+        pytest.fail(browser)
+    res = subprocess.run([sys.executable, str(ROOT / "tools" / "check_site.py"), str(html)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]

@@ -6,7 +6,7 @@ Kept in the repository so the chapter's source stays editable as Python: edit he
 from nbbuild import Notebook
 
 nb = Notebook()
-md, code = nb.md, nb.code
+md, code, figure = nb.md, nb.code, nb.figure
 
 md('''
 # Making ternary fast
@@ -92,7 +92,7 @@ $$
 where $b_w$ is the number of bytes per weight: 4 for FP32, 2 for bf16, 1 for int8, and $1/4$
 for the 2-bit packed ternary codes. A machine that moves $B$ bytes a second and computes
 $P$ operations a second cannot run the layer faster than $\\min(P,\\; B \\cdot I)$: the
-**roofline**. At $M=1$ the intensity is about $2/b_w$, far below the ridge $P/B$ of any
+**roofline** {cite:p}`williams2009roofline`. At $M=1$ the intensity is about $2/b_w$, far below the ridge $P/B$ of any
 modern CPU, so the layer is *memory bound* and its speed is proportional to $1/b_w$: 2-bit
 weights can make it up to 16x faster than FP32. As $M$ grows, the intensity grows with it, the
 layer becomes *compute bound*, and the weight format no longer matters; what matters is how fast
@@ -118,7 +118,7 @@ print(f"memory bandwidth ~{bandwidth / 1e9:.1f} GB/s; FP32 GEMM {peak['fp32'] / 
       f"int8 GEMM {peak['int8'] / 1e9:.0f} GOP/s ({peak['int8'] / peak['fp32']:.1f}x FP32)")
 ''')
 
-code('''
+figure('''
 def intensity(m, k, n, bytes_per_weight):
     return 2 * m * n * k / (bytes_per_weight * n * k + 4 * m * (k + n))
 
@@ -156,15 +156,15 @@ bound_small = one["FP32 weights, FP32 math"] / one["2-bit ternary, int8 math"]
 bound_large = big["FP32 weights, FP32 math"] / big["2-bit ternary, int8 math"]
 print(f"roofline bound of the speed-up over FP32: {bound_small:.1f}x at M=1, {bound_large:.1f}x at M=4096")
 assert bound_small > bound_large  # memory bound at M=1, compute bound at M=4096
-''')
-
-md('''
+''', "fig-ch4-roofline", '''
 **Figure 4.1** Left: the machine's two roofs, FP32 and int8 arithmetic under the same memory
 bandwidth (the dotted line is the FP32 ridge point). Right: the fastest time the roofline allows for
 one BERT-base feed-forward layer (768->3072) as the batch grows. At a few tokens every format is on
 the sloped, memory-bound part and the time is proportional to the bytes per weight; at thousands of
 tokens all formats hit their compute roof and 2-bit weights are no faster than int8 ones.
+''')
 
+md('''
 The bound tells us what to build: for small $M$ a kernel that reads the packed codes directly and
 never expands them in memory; for large $M$ the fastest integer matrix multiply the machine has,
 fed with codes unpacked **once**.
@@ -205,7 +205,7 @@ assert lhs == rhs
 
 md('''
 Activations become int8 **per token** (one scale per row of $x$, the largest $|x|$ mapped to 127,
-round half to even), as in BitNet b1.58: $x \\approx s_x q$. The layer's output is then
+round half to even), as in BitNet b1.58 {cite:p}`ma2024bitnet`: $x \\approx s_x q$. The layer's output is then
 
 $$
 y_{mn} = \\underbrace{\\Big(\\sum_k c_{nk} q_{mk}\\Big)}_{\\text{int32, exact}} \\cdot (s_{x,m}\\, s_{w,n}) + b_n ,
@@ -272,7 +272,7 @@ kernels at growing $M$ on the 36 linear layers of MiniLM run one after another, 
 kernel with the bigger weight, the unpacked one.)
 ''')
 
-code('''
+figure('''
 if bench and "crossover" in bench:
     cx = pd.DataFrame([{"M": r["M"], **r["ms"]} for r in bench["crossover"]["rows"]]).set_index("M")
     ax = cx.plot(marker="o", figsize=(6, 3.5), logx=True, logy=True)
@@ -282,17 +282,17 @@ if bench and "crossover" in bench:
     print("the packed kernel wins up to M =", bench["crossover"]["largest M where packed wins"])
 else:
     print("no stored benchmark: run python -m ternlib bench --out book/artifacts/kernels/bench_cpu.json")
-''')
-
-md('''
+''', "fig-ch4-crossover", '''
 **Figure 4.2** Time of one pass through MiniLM's 36 linear layers with each CPU kernel (int8
 activations) against the number of tokens. The packed kernel wins while the weight read dominates; the oneDNN int8 GEMM wins once the
 arithmetic does. The dispatch's default crossover sits near the measured one.
+''')
 
+md('''
 ## Measured: one layer
 
 `python -m ternlib bench` times one linear layer of the shapes of MiniLM, BERT-base and ViT-B
-(ViT-B/16 has the same linear shapes as BERT-base) at $M$ = 1, 16, 128 and 4096 tokens. For each
+{cite:p}`dosovitskiy2021vit` (ViT-B/16 has the same linear shapes as BERT-base) at $M$ = 1, 16, 128 and 4096 tokens. For each
 case it builds all five variants (FP32 `F.linear`, bf16, PyTorch int8 dynamic quantization, ternary
 with int8 and with float activations) and times them **interleaved**: every repeat runs each
 variant once, in a rotating order, so that a burst of load from something else on the machine hits
@@ -310,7 +310,7 @@ if bench:
             .background_gradient(subset=VARIANTS, cmap="RdYlGn_r", vmin=0, vmax=1.2))
 ''')
 
-code('''
+figure('''
 if bench:
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.8), sharey=True)
     for ax, m in zip(axes, [1, 16, 128, 4096]):
@@ -324,13 +324,13 @@ if bench:
     axes[0].set_ylabel("time / FP32 time (log)")
     fig.tight_layout()
     plt.show()
-''')
-
-md('''
+''', "fig-ch4-layer-times", '''
 **Figure 4.3** Per-layer time relative to FP32 `F.linear` (lower is faster; log scale) for the
 six layer shapes at four batch sizes. At one token the packed kernel reads a sixteenth of FP32's
 bytes; at 4096 tokens the ternary layer is an int8 GEMM plus the per-token quantization.
+''')
 
+md('''
 ## Measured: the whole encoder
 
 The layer is not the model. A MiniLM forward pass also runs attention, softmax, GELU, layer norms,
@@ -348,19 +348,23 @@ if bench:
     src = enc["ternary source"]
     print("ternary model:", "book/" + src.split("/book/", 1)[1] if "/book/" in src else src)
     display(pd.Series(enc["cosine to fp32 (first 64 sentences)"], name="mean cosine to the FP32 embeddings").to_frame())
+''')
+
+figure('''
+if bench:
     ax = e2e[VARIANTS].T.plot.bar(figsize=(7, 3.8), rot=0)
     ax.axhline(1, c="k", lw=0.8)
     ax.set_ylabel("time / FP32 time")
     ax.set_title("MiniLM encoder, end to end")
     plt.show()
-''')
-
-md('''
+''', "fig-ch4-encoder-times", '''
 **Figure 4.4** End-to-end encoding time relative to FP32 for the two workloads. The mean cosine
 similarity to the FP32 embeddings (table above) shows what each variant's speed costs in
 fidelity: bf16 and int8 dynamic quantization of the *same* weights stay close to FP32, the
 ternary model is the distilled student of chapter 2.
+''')
 
+md('''
 Where does the time go? Timing the encoding of 256 sentences (batch 64) with a stopwatch around
 every linear layer (forward hooks on the `nn.Linear` / `TernaryLinear` modules,
 `ternlib.bench.split_bench`) separates them from everything else (stored benchmark run; fast mode
@@ -443,6 +447,12 @@ if gpu:
     gpu_us.index = [f"M={m} {k}->{n}" for m, n, k in zip(lay.M, lay.N, lay.K)]
     keep = [c for c in gpu_us.columns if c.startswith(("cublas_fp16", "triton", "auto", "int8"))]
     display(gpu_us[keep].style.format("{:.1f}").set_caption("GPU time per call (microseconds, do_bench median)"))
+else:
+    print("no stored GPU check")
+''')
+
+figure('''
+if gpu:
     ratio = gpu_us[[c for c in keep if c != "cublas_fp16"]].div(gpu_us["cublas_fp16"], axis=0)
     ax = ratio[[c for c in ratio.columns if c.startswith("auto")]].plot.bar(figsize=(11, 3.8), logy=True)
     ax.axhline(1, c="k", lw=0.8)
@@ -450,15 +460,17 @@ if gpu:
     ax.set_title("Triton ternary kernels against cuBLAS fp16 (H100)")
     ax.tick_params(axis="x", labelsize=7)
     plt.show()
+''', "fig-ch4-gpu", '''
+**Figure 4.5** Time of the automatically chosen Triton kernel (float and int8 activations) relative
+to cuBLAS fp16 on the same layer shapes, per call (log scale; below 1 is faster than cuBLAS).
+''')
+
+code('''
+if gpu:
     display(pd.DataFrame(gpu["e2e"])[["model", "batch", "seq", "ms_median", "speedup_vs_fp16", "kernels"]])
-else:
-    print("no stored GPU check")
 ''')
 
 md('''
-**Figure 4.5** Time of the automatically chosen Triton kernel (float and int8 activations) relative
-to cuBLAS fp16 on the same layer shapes, per call (log scale; below 1 is faster than cuBLAS).
-
 Every int8 path is bit-identical to the reference on the GPU. The six cases flagged in the stored
 run are a bookkeeping check, not wrong outputs: they verify that the split-K GEMV leaves its
 scratch buffer at zero, on an odd shape with 3 and 8 tokens; after the GEMV's default was lowered

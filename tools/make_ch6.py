@@ -6,7 +6,7 @@ Kept in the repository so the chapter's source stays editable as Python: edit he
 from nbbuild import Notebook
 
 nb = Notebook()
-md, code = nb.md, nb.code
+md, code, figure = nb.md, nb.code, nb.figure
 
 md('''
 # Ternary embeddings in ANN search
@@ -20,8 +20,8 @@ things too: it trades exactness for speed and memory. This chapter measures enco
 *together*, on the whole WordNet retrieval set of chapter 3: 117,659 synset documents searched
 with 48,224 example sentences.
 
-The paper ran FAISS Flat, IVF-Flat, LSH and HNSW on ternary embeddings but published no
-numbers. Here they are, with the question a practitioner asks: if I switch my search system's
+The paper {cite:p}`chen2024ternary` ran the FAISS {cite:p}`johnson2019faiss` indexes Flat, IVF-Flat, LSH
+and HNSW on ternary embeddings but published no numbers. Here they are, with the question a practitioner asks: if I switch my search system's
 encoder to the ternary one, what do I lose in quality, and what do I gain in speed and memory?
 
 ## Learning objectives
@@ -101,7 +101,9 @@ much of it they look at.
 | **SQ8** | every dimension as one byte, $d$ bytes | every vector, decoded on the fly | `IndexScalarQuantizer` |
 | **binary + re-scoring** | the sign bit of each dimension, $d/8$ = 48 bytes | Hamming distance to every code; the best $10k$ re-scored with the float query | `IndexBinaryFlat` |
 
-Binary codes come in two variants here: re-scored against the bits themselves (the float query
+The graph index is HNSW {cite:p}`malkov2020hnsw`; IVF-PQ combines an inverted file with product
+quantization {cite:p}`jegou2011pq`; {cite:t}`douze2024faiss` describe how FAISS implements
+them all. Binary codes come in two variants here: re-scored against the bits themselves (the float query
 times the $\\pm 1$ code: only the bits are stored, 1/32 of the float memory), or against the stored
 float vectors (better, but the floats must live somewhere, in a real system on disk). The
 inverted-file indexes size themselves to the data ($n_\\text{list} \\approx 4\\sqrt{n}$ cells,
@@ -255,7 +257,7 @@ md('''
 ## Recall against throughput
 ''')
 
-code('''
+figure('''
 markers = {"Flat": "o", "IVF-Flat": "s", "HNSW": "^", "IVF-PQ+refine": "D", "SQ8": "v",
            "Binary+rescore": "P", "Binary+float-rescore": "X"}
 colors = {"FP32": "tab:blue", "ternary": "tab:orange"}
@@ -273,19 +275,19 @@ handles += [plt.Line2D([], [], marker="o", ls="", color=c, label=f"{n} encoder")
 axes[1].legend(handles=handles, fontsize=8, loc="lower left")
 fig.tight_layout()
 plt.show()
-''')
-
-md('''
+''', "fig-ch6-recall-qps", '''
 **Figure 6.1** Quality against search throughput (search only, batch 1, log scale) for every
 index with each encoder (blue FP32, orange ternary). Left: overlap with the FP32 model's exact
 top 10; right: the task metric. Up and to the right is better. The two encoders form two bands:
 the vertical gap between them is the encoder's loss, the horizontal spread inside a band is the
 index's speed-quality trade-off.
+''')
 
+md('''
 ## Memory
 ''')
 
-code('''
+figure('''
 mem = df[df.encoder == "ternary"].set_index("index")[["bytes per vector", "index bytes", "build s"]]
 mem["vs Flat"] = mem["bytes per vector"] / mem.loc["Flat", "bytes per vector"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
@@ -307,16 +309,19 @@ axes[1].set_title("build time (train + add)")
 axes[1].legend()
 fig.tight_layout()
 plt.show()
-display(mem.style.format({"bytes per vector": "{:.1f}", "index bytes": "{:,.0f}", "build s": "{:.2f}", "vs Flat": "{:.3f}x"}))
-''')
-
-md('''
+''', "fig-ch6-memory", '''
 **Figure 6.2** Left: bytes per document of each index (ternary encoder; the FP32 encoder's
 indexes are the same size, both make 384-dimensional float vectors), with the ratio to Flat.
 Right: build time with each encoder. HNSW pays for its speed with graph links on top of the
 floats, IVF-PQ + refine with a second copy of the data (codes for the search, floats for the
 re-ranking); binary codes take 1/32 of the float memory.
+''')
 
+code('''
+display(mem.style.format({"bytes per vector": "{:.1f}", "index bytes": "{:,.0f}", "build s": "{:.2f}", "vs Flat": "{:.3f}x"}))
+''')
+
+md('''
 A ternary *encoder* does not make the *index* smaller: its output is still a float vector. What
 shrinks is the model (chapter 1: about 15 MB instead of 91 MB) and the time to encode the query.
 
@@ -326,7 +331,7 @@ A user waits for the query to be encoded *and* searched. The benchmark times bot
 every pair, interleaved with the baseline, FP32 encoder + exact Flat search.
 ''')
 
-code('''
+figure('''
 lat = df.set_index(["encoder", "index"])[["e2e ms", "qps batch 1", "e2e vs FP32+Flat"]].copy()
 lat["search ms"] = 1e3 / lat["qps batch 1"]
 lat["encode + overhead ms"] = (lat["e2e ms"] - lat["search ms"]).clip(lower=0)
@@ -342,10 +347,7 @@ ax.tick_params(axis="x", labelsize=7)
 ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
-display(lat[["e2e ms", "search ms", "e2e vs FP32+Flat"]].style.format({"e2e ms": "{:.2f}", "search ms": "{:.3f}", "e2e vs FP32+Flat": "{:.2f}x"}))
-''')
-
-md('''
+''', "fig-ch6-latency", '''
 **Figure 6.3** Latency of one query, split into search time (1 / batch-1 QPS) and the rest
 (encoding and Python overhead), with the target line at half the FP32 + Flat baseline. Exact
 search over the whole corpus costs about as much as encoding the query; any approximate index
@@ -354,7 +356,13 @@ part is not constant across indexes with the same encoder: the calls share the c
 cores, so a query after an exact scan (which streams the whole float matrix through the cache)
 or after a multi-threaded FAISS call pays for it; the medians over interleaved rounds include
 that, as a real server would.
+''')
 
+code('''
+display(lat[["e2e ms", "search ms", "e2e vs FP32+Flat"]].style.format({"e2e ms": "{:.2f}", "search ms": "{:.3f}", "e2e vs FP32+Flat": "{:.2f}x"}))
+''')
+
+md('''
 ## Targets and verdict
 
 The issue set two targets for the ternary encoder with HNSW, both measured against FP32 encoder +

