@@ -34,7 +34,8 @@ def _check(x_train, y_train, x_test, y_test) -> tuple[np.ndarray, np.ndarray, np
 def linear_probe(x_train, y_train, x_test, y_test, C: float = 1.0, max_iter: int = 1000, seed: int = 0) -> dict:
     """Test accuracy of a multinomial logistic regression on standardized frozen features.
 
-    Returns ``{"accuracy", "train_accuracy"}``.
+    Returns ``{"accuracy", "train_accuracy", "converged"}`` (``converged`` False: the solver
+    stopped at ``max_iter``; raw pixels, for one, need more).
     """
     try:
         from sklearn.linear_model import LogisticRegression
@@ -42,11 +43,18 @@ def linear_probe(x_train, y_train, x_test, y_test, C: float = 1.0, max_iter: int
     except ImportError:
         raise ImportError("linear_probe needs scikit-learn: pip install scikit-learn") from None
     x_train, y_train, x_test, y_test = _check(x_train, y_train, x_test, y_test)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
     scaler = StandardScaler().fit(x_train)
     clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
-    clf.fit(scaler.transform(x_train), y_train)
+    with warnings.catch_warnings():  # reported in the result instead of printed
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(scaler.transform(x_train), y_train)
     return {"accuracy": float((clf.predict(scaler.transform(x_test)) == y_test).mean()),
-            "train_accuracy": float((clf.predict(scaler.transform(x_train)) == y_train).mean())}
+            "train_accuracy": float((clf.predict(scaler.transform(x_train)) == y_train).mean()),
+            "converged": bool(int(clf.n_iter_.max()) < max_iter)}
 
 
 def knn_probe(x_train, y_train, x_test, y_test, k: int = 20, temperature: float = 0.07, chunk: int = 1024) -> dict:

@@ -102,11 +102,13 @@ def load_image_encoder(name_or_path: str | os.PathLike = DEFAULT_IMAGE_MODEL, de
 
 
 # ---------------------------------------------------------------------------- teacher
-def train_teacher(train: ImageSet, config=None, epochs: float = 3, batch_size: int = 128, lr: float = 2e-3,
-                  weight_decay: float = 0.05, label_smoothing: float = 0.1, warmup_ratio: float = 0.05,
-                  seed: int = 0, progress: bool = True) -> tuple[nn.Module, list[dict]]:
+def train_teacher(train: ImageSet, config=None, epochs: float = 4, batch_size: int = 128, lr: float = 1e-3,
+                  weight_decay: float = 0.0, label_smoothing: float = 0.0, warmup_ratio: float = 0.05,
+                  augment: bool = False, seed: int = 0, progress: bool = True) -> tuple[nn.Module, list[dict]]:
     """Train a ``ViTForImageClassification`` (a ViT encoder + a linear head on [CLS]) on labelled
-    images with AdamW, warm-up + cosine decay, label smoothing, random shifts and flips.
+    images with AdamW, warm-up + cosine decay, optionally label smoothing and random shifts and flips
+    (``augment``; in 300-step probes on Fashion-MNIST shifts of 2 pixels cost 9 points of accuracy,
+    lr 1e-3 beat 3e-4 by 2 points).
 
     Returns the classifier (eval mode; ``model.vit`` is the encoder to ternarize) and the history.
     """
@@ -132,7 +134,7 @@ def train_teacher(train: ImageSet, config=None, epochs: float = 3, batch_size: i
             order, pos = torch.randperm(len(train), generator=g), 0
         idx = order[pos:pos + batch_size]
         pos += batch_size
-        x = transform(train.images[idx], augment=True)  # (B, C, S, S)
+        x = transform(train.images[idx], augment=augment)  # (B, C, S, S)
         y = train.labels[idx]
         logits = model(pixel_values=x).logits  # (B, classes)
         loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
@@ -223,7 +225,7 @@ class ImageExperimentConfig:
     n_train: int | None = None  # training images for teacher and distillation (None: all 60,000)
     n_test: int | None = None  # test images for the probes (None: all 10,000)
     n_probe_train: int | None = None  # training images whose features fit the probes (None: n_train)
-    teacher_epochs: float = 3.0
+    teacher_epochs: float = 4.0
     distill_steps: int = 600
     distill_batch: int = 128
     distill_lr: float = 1e-3
@@ -314,7 +316,7 @@ def run_experiment(out_dir: str | os.PathLike, config: ImageExperimentConfig | N
                              losses=r["losses"], pooling="cls", seed=cfg.seed, log_every=10)
         log(f"distill[{name}]: {dcfg.steps} steps x {dcfg.batch_size} unlabelled images, losses {r['losses']}")
         result = distill(teacher, student, range(len(train)), dcfg,
-                         collate=PixelCollate(train, ImageTransform.for_model(teacher)), progress=progress)
+                         collate=PixelCollate(train, ImageTransform.for_model(teacher), augment=False), progress=progress)
         path = save(result.student, out / name / "model")
         (out / name / "history.json").write_text(json.dumps(result.history, indent=1) + "\n")
         res["distill"][name] = {"seconds": round(result.seconds, 1), "beta": r["beta"], "losses": r["losses"],
