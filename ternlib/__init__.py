@@ -7,6 +7,10 @@ Public API::
     ...train (self-distillation)...
     save(model, "ckpt/")                                  # packed 2-bit codes + scales, safetensors
     model = load("ckpt/")                                 # frozen, ready for inference
+
+Modules by concept: ternarize / packing / layers / quantize (the core), kernels / cpu_kernels /
+triton_kernels (inference), distill, evaluation, images / vision / probe (image encoders),
+ann (FAISS search), bench, storage, checkpoint, report (the book's summary table).
 """
 from .checkpoint import CheckpointError, load, read_config, save
 from .config import TernaryConfig
@@ -18,14 +22,15 @@ from .packing import pack, pack_2bit, pack_5trit, unpack, unpack_2bit, unpack_5t
 from .quantize import DEFAULT_SKIP, default_filter, freeze_, quantize_, ternary_modules
 from .storage import StorageReport, storage_report
 from .ternarize import TernaryWeight, dequantize, fake_quantize, reconstruction_error, sparsity, ternarize
+from .vision import DEFAULT_IMAGE_MODEL, embed_images, load_image_encoder
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointError", "DEFAULT_SKIP", "DEFAULT_TEXT_MODEL", "Int8Embedding", "Int8EmbeddingConfig",
+    "CheckpointError", "DEFAULT_IMAGE_MODEL", "DEFAULT_SKIP", "DEFAULT_TEXT_MODEL", "Int8Embedding", "Int8EmbeddingConfig",
     "PackedTernary", "StorageReport", "TernaryConfig", "TernaryLinear", "TernaryWeight",
-    "available_kernels", "default_filter", "dequantize", "fake_quantize", "freeze_", "load",
-    "load_text_encoder", "pack", "pack_2bit", "pack_5trit", "quantize_", "read_config",
+    "available_kernels", "default_filter", "dequantize", "embed_images", "fake_quantize", "freeze_", "load",
+    "load_image_encoder", "load_text_encoder", "pack", "pack_2bit", "pack_5trit", "quantize_", "read_config",
     "reconstruction_error", "register_kernel", "save", "sparsity", "storage_report", "ternarize",
     "ternary_linear", "ternary_modules", "unpack", "unpack_2bit", "unpack_5trit",
 ]
