@@ -24,7 +24,7 @@ book: setup
 	@echo "book: open _build/html/index.html"
 
 test: setup
-	TERNLIB_FAST=1 $(VENV)/python -m pytest -n 2 --dist loadgroup --nbmake tests ternlib book
+	TERNLIB_FAST=1 $(VENV)/python -m pytest -n 2 --dist loadgroup --nbmake --nbmake-timeout=1200 tests ternlib book
 
 ART := book/artifacts/text
 TL := $(VENV)/python -m ternlib

@@ -233,10 +233,20 @@ class ImageExperimentConfig:
     latency_repeats: int = 20
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.recipes if r not in IMAGE_RECIPES]
+        if unknown or not self.recipes:
+            raise ValueError(f"unknown or no recipes {list(self.recipes)}; known: {sorted(IMAGE_RECIPES)}")
+        for name in ("distill_steps", "distill_batch", "latency_repeats"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ImageExperimentConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.teacher_epochs <= 0:
+            raise ValueError(f"ImageExperimentConfig.teacher_epochs must be > 0, got {self.teacher_epochs}")
+
     @classmethod
     def fast(cls) -> "ImageExperimentConfig":
-        return cls(n_train=2000, n_test=1000, n_probe_train=2000, teacher_epochs=0.2, distill_steps=40,
-                   distill_batch=64, latency_repeats=3)
+        return cls(n_train=2000, n_test=500, n_probe_train=1000, teacher_epochs=0.2, distill_steps=30,
+                   distill_batch=32, recipes=("best",), latency_repeats=3)
 
 
 def _features(encoders: dict[str, nn.Module], train: ImageSet, test: ImageSet, progress: bool) -> dict[str, tuple]:
@@ -287,7 +297,10 @@ def run_experiment(out_dir: str | os.PathLike, config: ImageExperimentConfig | N
     tdir = Path(teacher_dir) if teacher_dir is not None else out / "teacher"
     if (tdir / "config.json").exists():
         log(f"teacher: loading {tdir}")
-        clf = tf.ViTForImageClassification.from_pretrained(str(tdir)).eval()
+        from .models import quiet_hf
+
+        with quiet_hf():
+            clf = tf.ViTForImageClassification.from_pretrained(str(tdir)).eval()
         tmeta = json.loads((tdir / "teacher.json").read_text()) if (tdir / "teacher.json").exists() else {}
     else:
         log(f"teacher: training on {len(train):,} images for {cfg.teacher_epochs} epochs")

@@ -25,3 +25,19 @@ def test_bad_arguments():
         main(["quantize", "--out", "x", "--beta", "two"])
     with pytest.raises(SystemExit):
         main(["frobnicate"])
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist").exists(),
+                    reason="sudo apt-get install dataset-fashion-mnist")
+def test_vision_end_to_end_tiny(tmp_path, capsys):
+    """The chapter 5 command on a tiny budget: trains a teacher, distills, probes, writes everything."""
+    out = tmp_path / "img"
+    assert main(["vision", "--out", str(out), "--fast", "--quiet", "--train-images", "256", "--teacher-epochs", "0.5",
+                 "--steps", "2", "--recipes", "paper"]) == 0
+    assert "| ternary paper |" in capsys.readouterr().out
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["probes"]) == {"FP32", "ternary RTN", "ternary paper", "pixels"}
+    assert (out / "teacher" / "model.safetensors").exists() and (out / "paper" / "model" / "ternlib.json").exists()
+    assert res["storage"]["ternary paper"]["total"]["ratio"] < 0.15
+    with pytest.raises(SystemExit):
+        main(["vision", "--out", str(out), "--recipes", "nope"])

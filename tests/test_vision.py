@@ -214,3 +214,13 @@ def test_torchvision_vit_quantize_save_load(tmp_path):
     path = save(model, tmp_path / "tv")
     back = load(path, model=build())
     assert torch.equal(back(x), model(x))
+
+
+def test_experiment_config_checks():
+    from ternlib.vision import ImageExperimentConfig
+
+    assert ImageExperimentConfig.fast().distill_steps < ImageExperimentConfig().distill_steps
+    with pytest.raises(ValueError, match="recipes"):
+        ImageExperimentConfig(recipes=("nope",))
+    with pytest.raises(ValueError, match="distill_steps"):
+        ImageExperimentConfig(distill_steps=0)

@@ -159,8 +159,9 @@ weights). That is the opposite of MiniLM, where the token-embedding table held o
    logistic regression (the linear probe) and a k-NN vote (k = 20, cosine) trained on the
    training features and scored on the test images; raw pixels get the same probes as the floor.
 
-In fast mode (CI) the notebook runs it on samples (2,000 training and 1,000 test images, 40
-distillation steps) starting from the stored teacher; in full mode it reads the stored run.
+In fast mode (CI) the notebook runs it on samples (2,000 training images, 1,000 of them for the
+probes, 500 test images, 30 distillation steps of the *best* recipe) starting from the stored
+teacher; in full mode it reads the stored run.
 ''')
 
 code('''
@@ -229,7 +230,7 @@ gap = 100 * (res["probes"]["FP32"]["linear"] - res["probes"][f"ternary {best}"][
 for name in res["distill"]:
     assert res["hidden_mse"][f"ternary {name}"] < res["hidden_mse"]["ternary RTN"]  # distillation beats RTN
 assert res["probes"][f"ternary {best}"]["linear"] > res["probes"]["ternary RTN"]["linear"]
-if not FAST:  # the full run's results (a 40-step CI run on samples is too short for them)
+if not FAST:  # the full run's results (a 30-step CI run on samples is too short for them)
     assert res["teacher"]["test_accuracy"] > 0.85
     assert res["probes"]["FP32"]["linear"] > res["probes"]["pixels"]["linear"] + 0.03  # the teacher learned features
 ''')
