@@ -136,8 +136,8 @@ def load_torchvision_images(name: str, split: str = "train", root: str | os.Path
 class ImageTransform:
     """uint8 ``(B, C, H, W)`` -> normalized float ``pixel_values`` ``(B, channels, size, size)``.
 
-    ``augment`` adds a random crop (zero padding ``pad``) and a horizontal flip, drawn from the
-    global torch RNG (so a resumed distillation run sees the same images).
+    ``augment`` adds torchvision's random crop (zero padding ``pad``) and horizontal flip, drawn
+    from the global torch RNG (so a resumed distillation run sees the same images).
     """
 
     size: int
@@ -183,15 +183,14 @@ class ImageTransform:
 
 
 def _random_crop_flip(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """Random ``pad``-pixel shifts (zero fill) and horizontal flips, one draw per image."""
-    b, _, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (b,)).tolist()
-    dx = torch.randint(0, 2 * pad + 1, (b,)).tolist()
-    flip = torch.rand(b) < 0.5
-    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
-    out[flip] = out[flip].flip(-1)
-    return out
+    """torchvision's RandomCrop (zero padding ``pad``) and RandomHorizontalFlip, drawn per image
+    from the torch RNG."""
+    try:
+        from torchvision.transforms import v2
+    except ImportError:
+        raise ImportError("image augmentation needs torchvision: pip install torchvision") from None
+    aug = v2.Compose([v2.RandomCrop(x.shape[-2:], padding=pad), v2.RandomHorizontalFlip()])
+    return torch.stack([aug(img) for img in x])  # (B, C, H, W)
 
 
 class PixelCollate:
