@@ -1,6 +1,10 @@
 """Print the README's text-results table from the stored runs in book/artifacts/text/.
 
-Usage: python tools/text_results.py   (after `make results`)
+Usage: python tools/text_results.py [--extra]   (after `make results`)
+
+``--extra`` adds the follow-up runs of the best recipe stored in book/artifacts/text/extra/
+(each file is the `python -m ternlib eval --preset book` output of one run; the README lists
+the commands).
 """
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ MODELS = [("FP32 teacher", "fp32.json"), ("ternary, round-to-nearest (no trainin
 
 
 def main() -> int:
-    runs = {name: json.loads((ART / f).read_text()) for name, f in MODELS if (ART / f).exists()}
+    models = MODELS + ([(p.stem, f"extra/{p.name}") for p in sorted((ART / "extra").glob("*.json"))]
+                       if "--extra" in sys.argv[1:] else [])
+    runs = {name: json.loads((ART / f).read_text()) for name, f in models if (ART / f).exists()}
     if "FP32 teacher" not in runs:
         print("no results yet: run `make results`", file=sys.stderr)
         return 1
