@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -72,15 +73,11 @@ def _parse_losses(text: str | None) -> dict | None:
 
 
 def _distill(args: argparse.Namespace) -> int:
-    import torch
-
     from . import Int8EmbeddingConfig, quantize_, save, storage_report
     from .corpus import read_text_file, training_sentences
     from .distill import distill, make_student, recipe
     from .models import load_text_encoder
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
                                    ("max_seq_length", args.max_seq_length), ("seed", args.seed),
                                    ("checkpoint_every", args.checkpoint_every), ("losses", _parse_losses(args.losses)),
@@ -115,13 +112,9 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import torch
-
     from . import freeze_, quantize_
     from .evaluation import evaluate, load_results, results_table, save_results
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     model = _load_any(args.model, args.activations)
     if args.round_to_nearest:
         quantize_(model, _config_from(args, activations=args.activations))
@@ -145,12 +138,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _ablate(args: argparse.Namespace) -> int:
-    import torch
-
     from .ablation import AXES, run_ablation
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     axes = tuple(args.axes or AXES)
     rows = run_ablation(args.out, axes=axes, base=args.recipe, steps=args.steps, batch_size=args.batch_size,
                         fast=not args.full_eval, seed=args.seed)
@@ -177,10 +166,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _ann(args: argparse.Namespace) -> int:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     from . import ann
 
     unknown = [n for n in args.indexes if n not in ann.PRESETS]
@@ -208,18 +193,12 @@ def _ann(args: argparse.Namespace) -> int:
 
 
 def _vision(args: argparse.Namespace) -> int:
-    import torch
-
     from .vision import ImageExperimentConfig, results_table, run_experiment
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cfg = ImageExperimentConfig.fast() if args.fast else ImageExperimentConfig()
     over = {k: v for k, v in (("teacher_epochs", args.teacher_epochs), ("distill_steps", args.steps),
                               ("n_train", args.train_images), ("recipes", tuple(args.recipes) if args.recipes else None))
             if v is not None}
-    import dataclasses
-
     cfg = dataclasses.replace(cfg, **over)
     res = run_experiment(args.out, cfg, teacher_dir=args.teacher, data_root=args.data, progress=not args.quiet)
     print(results_table(res))
@@ -399,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     v.set_defaults(func=_vision)
 
     args = parser.parse_args(argv)
+    if getattr(args, "threads", 0):  # every command with --threads: torch's CPU threads (0 keeps torch's default)
+        import torch
+
+        torch.set_num_threads(args.threads)
     args.argv = list(sys.argv[1:] if argv is None else argv)[1:]
     if getattr(args, "command", None) == "ann" and args.cache_dir is None:
         from .ann import CACHE_DIR

@@ -18,13 +18,12 @@ Example:
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +195,7 @@ def embed_images(encoder: nn.Module, images: ImageSet | torch.Tensor, transform:
 
 @torch.inference_mode()
 def hidden_mse(student: nn.Module, teacher: nn.Module, images: ImageSet, batch_size: int = 256) -> float:
-    """Mean squared error between the students's and the teacher's last hidden states on ``images``
+    """Mean squared error between the student's and the teacher's last hidden states on ``images``
     (the paper's distillation loss, measured on held-out images)."""
     transform = ImageTransform.for_model(teacher)
     total, n = 0.0, 0

@@ -224,3 +224,22 @@ def test_experiment_config_checks():
         ImageExperimentConfig(recipes=("nope",))
     with pytest.raises(ValueError, match="distill_steps"):
         ImageExperimentConfig(distill_steps=0)
+
+
+def test_bad_inputs_give_clear_errors(tmp_path):
+    from ternlib.attention import LinearMultiheadAttention
+    from ternlib.checkpoint import CheckpointError
+
+    with pytest.raises(ValueError, match="pooling"):
+        DistillConfig(pooling="max")
+    with pytest.raises(ValueError, match="mean/std"):
+        ImageTransform(size=8, channels=3, mean=(0.5, 0.5), std=(0.5,))
+    lin = LinearMultiheadAttention(16, 4)
+    with pytest.raises(ValueError, match="embed_dim 16"):
+        lin(torch.randn(5, 2, 8), torch.randn(5, 2, 8), torch.randn(5, 2, 8))
+    path = save(make_student(tiny_vit()), tmp_path / "vit")
+    meta = json.loads((path / "ternlib.json").read_text())
+    meta["init_kwargs"] = {"add_pooling_layer": False, "evil": 1}
+    (path / "ternlib.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="init_kwargs"):
+        load(path)
