@@ -72,6 +72,16 @@ def _parse_losses(text: str | None) -> dict | None:
     return out
 
 
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: no CUDA GPU is available to PyTorch here; use --device cpu")
+    return name
+
+
 def _distill(args: argparse.Namespace) -> int:
     from . import Int8EmbeddingConfig, quantize_, save, storage_report
     from .corpus import read_text_file, training_sentences
@@ -90,7 +100,9 @@ def _distill(args: argparse.Namespace) -> int:
     texts = read_text_file(args.text_file) if args.text_file else training_sentences(args.train_sentences, seed=args.seed or 0)
     out = Path(args.out)
     print(f"recipe {args.recipe}: {tconfig}\n{dconfig}\ntraining text: {len(texts):,} items", flush=True)
-    teacher = load_text_encoder(args.model)
+    device = _device(args.device)
+    print(f"device: {device}", flush=True)
+    teacher = load_text_encoder(args.model, device=device)
     student = make_student(teacher, tconfig)
     res = distill(teacher, student, texts, dconfig, output_dir=out / "training", resume=not args.no_resume,
                   stop_after=args.stop_after)
@@ -221,10 +233,14 @@ def main(argv: list[str] | None = None) -> int:
         "ternary copy (student) on unlabelled text. Writes OUT/model (the packed ternary model, load it "
         "with ternlib.load), OUT/training/step_*/ (resumable checkpoints: run the same command again "
         "after an interruption and it continues where it stopped), OUT/history.json and OUT/run.json. "
-        "Example: python -m ternlib distill --recipe best --steps 1000 --out runs/best",
+        "Example: python -m ternlib distill --recipe best --steps 600 --bf16 --out runs/best (CPU), "
+        "python -m ternlib distill --recipe large-batch --int8-embeddings --out runs/large (GPU)",
     )
     d.add_argument("--out", required=True, help="output directory")
-    d.add_argument("--recipe", default="best", help="named recipe: 'paper' (hidden-state MSE) or 'best'")
+    d.add_argument("--recipe", default="best",
+                   help="named recipe: 'paper' (hidden-state MSE), 'best' (CPU: + pooled and relational terms) "
+                   "or 'large-batch' (GPU: best + contrastive, 256 sentences x 1,200 steps)")
+    d.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: a CUDA GPU when there is one)")
     d.add_argument("--model", default=None, help="teacher: hub id or local path (default: all-MiniLM-L6-v2)")
     d.add_argument("--steps", type=int, help="optimizer steps")
     d.add_argument("--batch-size", type=int, help="sentences per step")

@@ -24,6 +24,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
 import torch
@@ -324,7 +325,8 @@ def distill(
         student.train(config.student_dropout)
         idx = _batches(len(data), config.batch_size, config.seed, step)
         batch = collate([data[i] for i in idx])
-        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()} if isinstance(batch, dict) else batch
+        if isinstance(batch, Mapping):  # a dict, or transformers' BatchEncoding (not a dict subclass)
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             with torch.no_grad():
                 t_out = encoder_outputs(teacher, batch, need_layers, config.pooling)
@@ -393,6 +395,12 @@ RECIPES: dict[str, tuple[TernaryConfig, dict[str, Any]]] = {
     # after an 80-step probe) plus the pooled-embedding and relational terms
     "best": (TernaryConfig(rule="absmean", beta=1.5, granularity="tensor"),
              {"losses": {"hidden_mse": 1.0, "pooled_cos": 1.0, "relational": 1.0}, "lr": 1e-3}),
+    # best + an in-batch contrastive term, 256 sentences per step, 1,200 steps (8 passes over the
+    # Brown training text, 16x the sentences of a 600-step CPU run): a GPU recipe (2 min on an
+    # H100); retrieval retention 94% against 86-88% for the CPU runs (chapter 3).
+    "large-batch": (TernaryConfig(rule="absmean", beta=1.5, granularity="tensor"),
+                    {"losses": {"hidden_mse": 1.0, "pooled_cos": 1.0, "relational": 1.0, "contrastive": 0.3},
+                     "lr": 1e-3, "batch_size": 256, "steps": 1200, "bf16": True}),
 }
 
 

@@ -50,6 +50,20 @@ def test_distill_command_rejects_bad_losses(tmp_path):
         main(["distill", "--out", str(tmp_path), "--recipe", "magic", *TINY])
 
 
+def test_large_batch_recipe_and_device_option(tmp_path):
+    from ternlib.distill import recipe
+
+    t, d = recipe("large-batch")
+    assert (d.batch_size, d.steps, d.bf16, d.losses["contrastive"], t.beta) == (256, 1200, True, 0.3, 1.5)
+    out = tmp_path / "run"
+    assert main(["distill", "--recipe", "large-batch", "--device", "cpu", "--out", str(out), *TINY]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["distill_config"]["batch_size"] == 4 and run["distill_config"]["losses"]["contrastive"] == 0.3
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no CUDA GPU"):
+            main(["distill", "--device", "cuda", "--out", str(tmp_path / "gpu"), *TINY])
+
+
 def test_ablation_runs_and_resumes(tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "ablation.json"

