@@ -15,7 +15,8 @@ from pathlib import Path
 ART = Path(__file__).resolve().parent.parent / "book" / "artifacts" / "text"
 MODELS = [("FP32 teacher", "fp32.json"), ("ternary, round-to-nearest (no training)", "rtn.json"),
           ("ternary, paper recipe (hidden-state MSE)", "paper/eval.json"),
-          ("ternary, best recipe", "best/eval.json")]
+          ("ternary, best recipe", "best/eval.json"),
+          ("ternary, large-batch recipe (GPU)", "large_batch/eval.json")]
 
 
 def main() -> int:
