@@ -173,9 +173,11 @@ is mostly used for. With the CPU recipes (600 steps of 32 sentences), retrieval 
 less than the paper's retrieval categories; the large-batch recipe, 16 times the training
 sentences on a GPU, brings it to within a point of the paper's and keeps the average.
 Chapter 3 shows this task by task. Per-token int8 activations, which the fast kernels of
-chapter 4 need, cost next to nothing on top. In a search system the retrieval loss is what the
-user sees: with exact search the ternary encoder keeps about four fifths of FP32's nDCG@10, and an
-HNSW index takes a few points more (chapter 6).
+chapter 4 need, cost next to nothing on top (measured on the best-recipe model). In a search
+system the retrieval loss is what the user sees: on the whole WordNet set (117,659 documents,
+six times the book sample's), the large-batch encoder with exact search keeps about nine tenths of
+FP32's nDCG@10, less than on the sample, since more documents leave more room to be outranked,
+and an HNSW index takes a few points more (chapter 6).
 ''')
 
 code('''
@@ -197,7 +199,9 @@ if value("text-retrieval-large") is not None:                                 # 
 if value("text-average-a8") is not None:
     assert abs(value("text-average-a8") - value("text-average")) < 0.01      # int8 activations: next to nothing
 if value("ann-hnsw") is not None:
-    assert 0.75 < value("ann-exact") < 0.85 and value("ann-hnsw") < value("ann-exact")
+    assert 0.85 < value("ann-exact") < 0.95 and value("ann-hnsw") < value("ann-exact")
+    if value("text-retrieval-large") is not None:                            # the whole set: less than the sample
+        assert value("ann-exact") < value("text-retrieval-large")
 ''')
 
 md('''
@@ -309,7 +313,7 @@ that one command reproduces (run from the repository root):
 | text storage | `book/artifacts/text/best/model` (the checkpoint) | `make results` | [1](01_fp32_to_ternary.ipynb) |
 | text latency | `book/artifacts/kernels/bench_cpu.json` | `make bench` | [4](04_fast_kernels.ipynb) |
 | image | `book/artifacts/image/results.json` | `python -m ternlib vision --out book/artifacts/image` | [5](05_image_embeddings.ipynb) |
-| ANN search | `book/artifacts/ann/wordnet_full.json` | `python -m ternlib ann --encoder fp32 book/artifacts/text/best/model --out book/artifacts/ann/wordnet_full.json` | [6](06_ann_search.ipynb) |
+| ANN search | `book/artifacts/ann/wordnet_full.json` | `python -m ternlib ann --encoder fp32 book/artifacts/text/large_batch/model --threads 2 --out book/artifacts/ann/wordnet_full.json` | [6](06_ann_search.ipynb) |
 
 Chapter 1 computes its storage figures on a freshly ternarized MiniLM with the same packing as
 the distilled checkpoint (2-bit codes, one scale per matrix, int8 token embeddings), so they are
