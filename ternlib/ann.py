@@ -262,6 +262,18 @@ class AnnIndex:
             out_i.append(ids)
         return np.concatenate(out_s), np.concatenate(out_i)
 
+    def set_search_params(self, params: str) -> "AnnIndex":
+        """Change search-time parameters in place, without rebuilding: ``"efSearch=256"`` (HNSW),
+        ``"nprobe=32"`` (IVF), ``"rescore_factor=30"`` (binary); returns the index.
+
+        >>> import numpy as np
+        >>> x = np.eye(4, dtype=np.float32)
+        >>> build_index(x, "HNSW").set_search_params("efSearch=128").search_params
+        'efSearch=128'
+        """
+        _set_params(self, params)
+        return self
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the index with FAISS's own I/O to ``path`` (``faiss.read_index`` or, for binary
         indexes, ``faiss.read_index_binary`` reads it back), plus ``path.json`` (name, factory,

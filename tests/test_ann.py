@@ -77,6 +77,20 @@ def test_factory_strings(data):
         build_index(x, "Flat", search_params="nprobe=3")
 
 
+def test_set_search_params(data):
+    """Search parameters change in place, without a rebuild: an IVF index probed everywhere is exact."""
+    x, q = data
+    ix = build_index(x, "IVF16,Flat", search_params="nprobe=1")
+    assert faiss.extract_index_ivf(ix.index).nprobe == 1
+    assert ix.set_search_params("nprobe=16") is ix and ix.search_params == "nprobe=16"
+    assert faiss.extract_index_ivf(ix.index).nprobe == 16
+    np.testing.assert_array_equal(ix.search(q, 5)[1], exact(x, q, 5))
+    hnsw = build_index(x, "HNSW").set_search_params("efSearch=200")
+    assert faiss.downcast_index(hnsw.index).hnsw.efSearch == 200
+    with pytest.raises(AnnError, match="cannot set"):
+        build_index(x, "Flat").set_search_params("efSearch=3")
+
+
 def test_guard_rails(data):
     x, q = data
     index = build_index(x, "HNSW")

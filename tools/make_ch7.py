@@ -314,6 +314,7 @@ that one command reproduces (run from the repository root):
 | text latency | `book/artifacts/kernels/bench_cpu.json` | `make bench` | [4](04_fast_kernels.ipynb) |
 | image | `book/artifacts/image/results.json` | `python -m ternlib vision --out book/artifacts/image` | [5](05_image_embeddings.ipynb) |
 | ANN search | `book/artifacts/ann/wordnet_full.json` | `python -m ternlib ann --encoder fp32 book/artifacts/text/large_batch/model --threads 2 --out book/artifacts/ann/wordnet_full.json` | [6](06_ann_search.ipynb) |
+| ANN follow-ups (efSearch, mixed encoders) | `book/artifacts/ann/followups.json` | `python tools/ann_followups.py --out book/artifacts/ann/followups.json` | [6](06_ann_search.ipynb) |
 
 Chapter 1 computes its storage figures on a freshly ternarized MiniLM with the same packing as
 the distilled checkpoint (2-bit codes, one scale per matrix, int8 token embeddings), so they are

@@ -1,0 +1,115 @@
+"""Follow-up measurements behind chapter 6, on the full WordNet retrieval set (48,224 queries,
+117,659 documents): HNSW's efSearch against the gap to exact search, which queries HNSW misses,
+and asymmetric search (queries and documents embedded by different encoders).
+
+    python tools/ann_followups.py --out book/artifacts/ann/followups.json            # ~20 min, 2 cores
+    python tools/ann_followups.py --sample 300 --out runs/followups_quick.json       # ~1 min
+
+Embeddings are cached like `python -m ternlib ann` caches them ($TERNLIB_CACHE, default
+~/.cache/ternlib/ann), so a run after `ann` on the same corpus only searches. Every nDCG@10 is
+also given as a ratio to the FP32 encoder with exact (Flat) search, the reference of issue 6.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ternlib import ann
+
+DEFAULT_MODEL = "book/artifacts/text/large_batch/model"
+EF_SEARCH = (16, 32, 64, 128, 256, 512)
+
+
+def batch1_qps(index: ann.AnnIndex, q: np.ndarray, k: int = 10, repeats: int = 3) -> float:
+    """Queries per second searched one at a time (median of ``repeats`` passes over ``q``)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for i in range(len(q)):
+            index.search(q[i:i + 1], k)
+        times.append(time.perf_counter() - t0)
+    return len(q) / float(np.median(times))
+
+
+def top1_misses(ids: np.ndarray, exact: np.ndarray, relevant) -> dict[str, float]:
+    """Share of queries whose exact top-1 an index does not return first: over all queries, and
+    over the queries whose exact top-1 is a relevant document (the ones that carry the nDCG)."""
+    miss = ids[:, 0] != exact[:, 0]
+    hit = np.array([int(exact[i, 0]) in set(r) for i, r in enumerate(relevant)])
+    return {"all queries": float(miss.mean()), "queries whose exact top-1 is relevant": float(miss[hit].mean()),
+            "queries whose exact top-1 is relevant (count)": int(hit.sum())}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=DEFAULT_MODEL, help="ternary checkpoint (default: %(default)s)")
+    p.add_argument("--sample", type=int, default=None, help="queries in a sampled corpus (default: the full set)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--qps-queries", type=int, default=200, help="queries timed one at a time per setting")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+
+    import faiss
+    import torch
+
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    data = ann.load_corpus(n_queries=args.sample)
+    k = 10
+    encs = {"FP32": ann.load_encoder("fp32"), "ternary": ann.load_encoder(args.model)}
+    cache = None if args.no_cache else ann.CACHE_DIR
+    emb = {name: (ann.embed(e, data.documents, cache, desc=f"{name}: documents"),
+                  ann.embed(e, data.queries, cache, desc=f"{name}: queries"))
+           for name, e in encs.items()}
+
+    def ndcg(ids):
+        return ann.task_metrics(ids, data.relevant, k=k)["ndcg@10"]
+
+    flat = {name: ann.build_index(docs, "Flat") for name, (docs, _) in emb.items()}
+    exact = {name: flat[name].search(emb[name][1], k)[1] for name in emb}
+    ref = ndcg(exact["FP32"])
+    out = {"command": "python tools/ann_followups.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+           "model": args.model, "machine": ann.machine(),
+           "corpus": {"queries": len(data.queries), "documents": len(data.documents)},
+           "reference": {"setting": "FP32 encoder + Flat (exact)", "ndcg@10": ref},
+           "efsearch": [], "top1 misses at efSearch 64": {}, "asymmetric": []}
+
+    # 1. HNSW: efSearch against the gap to exact search, each encoder on its own documents
+    for name, (docs, qs) in emb.items():
+        hnsw = ann.build_index(docs, "HNSW")
+        for ef in EF_SEARCH:
+            hnsw.set_search_params(f"efSearch={ef}")
+            ids = hnsw.search(qs, k)[1]
+            out["efsearch"].append({
+                "encoder": name, "efSearch": ef, "recall@10 vs own exact": ann.neighbour_recall(ids, exact[name], k),
+                "ndcg@10": ndcg(ids), "ndcg@10 vs own exact": ndcg(ids) / ndcg(exact[name]),
+                "ndcg@10 vs FP32+Flat": ndcg(ids) / ref, "qps batch 1": batch1_qps(hnsw, qs[:args.qps_queries], k)})
+            if ef == 64:
+                out["top1 misses at efSearch 64"][name] = top1_misses(ids, exact[name], data.relevant)
+        print(f"{name}: " + ", ".join(f"ef {r['efSearch']}: {r['ndcg@10 vs FP32+Flat']:.3f}"
+                                      for r in out["efsearch"] if r["encoder"] == name), flush=True)
+
+    # 2. asymmetric: documents embedded once, offline, by one encoder; queries at serving time by the other
+    for doc_enc, q_enc in (("FP32", "ternary"), ("ternary", "FP32")):
+        docs, qs = emb[doc_enc][0], emb[q_enc][1]
+        for index_name, ix in (("Flat", flat[doc_enc]), ("HNSW", ann.build_index(docs, "HNSW"))):
+            ids = ix.search(qs, k)[1]
+            out["asymmetric"].append({"documents": doc_enc, "queries": q_enc, "index": index_name,
+                                      "params": ix.search_params, "ndcg@10": ndcg(ids), "ndcg@10 vs FP32+Flat": ndcg(ids) / ref,
+                                      "recall@10 vs FP32 exact": ann.neighbour_recall(ids, exact["FP32"], k)})
+    for r in out["asymmetric"]:
+        print(f"documents {r['documents']}, queries {r['queries']}, {r['index']}: nDCG@10 {r['ndcg@10']:.4f} "
+              f"({r['ndcg@10 vs FP32+Flat']:.3f} of FP32+Flat)")
+    print(json.dumps(out["top1 misses at efSearch 64"], indent=1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
