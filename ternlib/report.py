@@ -74,32 +74,23 @@ def retention(results: dict[str, Any], baseline: dict[str, Any]) -> dict[str, fl
     return {t: results["tasks"][t]["main"] / b["main"] for t, b in baseline["tasks"].items()}
 
 
+def _retention_cells(results: dict | None, fp32: dict | None, fmt: str = "{:.4f}", link: str = CH3):
+    """(average retention, retrieval retention, and a linked cell for each) of one ``eval`` result
+    against the FP32 one; ``None`` figures and "not run" cells when either result is missing."""
+    if not (fp32 and results):
+        return None, None, _none(NOT_RUN), _none(NOT_RUN)
+    ret = retention(results, fp32)
+    avg, r = sum(ret.values()) / len(ret), ret["wordnet-retrieval"]
+    return avg, r, _cell("{}", _fig(fmt.format(avg), avg, link)), _cell("{}", _fig(fmt.format(r), r, link))
+
+
 def _text_rows(art: Path) -> list[dict[str, Any]]:
-    fp32, best, a8 = (_load(art / "text" / f) for f in ("fp32.json", "best/eval.json", "best/eval_a8.json"))
+    fp32, best, a8, large = (_load(art / "text" / f) for f in ("fp32.json", "best/eval.json", "best/eval_a8.json",
+                                                               "large_batch/eval.json"))
     pa, pr = PAPER["text average retention"], PAPER["text retrieval retention"]
-    if fp32 and best:
-        ret = retention(best, fp32)
-        avg = sum(ret.values()) / len(ret)
-        ours_avg = _cell("{}", _fig(f"{avg:.4f}", avg, CH3))
-        ours_ret = _cell("{}", _fig(f"{ret['wordnet-retrieval']:.4f}", ret["wordnet-retrieval"], CH3))
-    else:
-        avg = ret = None
-        ours_avg = ours_ret = _none(NOT_RUN)
-    large = _load(art / "text" / "large_batch" / "eval.json")
-    if fp32 and large:
-        ret_l = retention(large, fp32)
-        avg_l = sum(ret_l.values()) / len(ret_l)
-        large_avg = _cell("{}", _fig(f"{avg_l:.4f}", avg_l, CH3))
-        large_ret = _cell("{}", _fig(f"{ret_l['wordnet-retrieval']:.4f}", ret_l["wordnet-retrieval"], CH3))
-    else:
-        avg_l = ret_l = None
-        large_avg = large_ret = _none(NOT_RUN)
-    if fp32 and a8:
-        r8 = retention(a8, fp32)
-        avg8 = sum(r8.values()) / len(r8)
-        ours_a8 = _cell("{}", _fig(f"{avg8:.3f}", avg8, CH4))
-    else:
-        avg8, ours_a8 = None, _none(NOT_RUN)
+    avg, ret, ours_avg, ours_ret = _retention_cells(best, fp32)
+    avg_l, ret_l, large_avg, large_ret = _retention_cells(large, fp32)
+    avg8, _, ours_a8, _ = _retention_cells(a8, fp32, "{:.3f}", CH4)
     return [
         {"key": "text-average", "group": "text quality",
          "measure": "average retention (ternary / FP32 score, mean over tasks)",
@@ -110,7 +101,7 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
          "ours": ours_ret, "paper": _cell("{}", _fig(f"{pr:.3f}", pr, CH3)),
          "note": "WordNet retrieval / C-MTEB retrieval tasks",
          "plot": [{"label": "text: retrieval retention", "kind": "quality",
-                   "ours": ret["wordnet-retrieval"] if ret else None, "paper": pr}]},
+                   "ours": ret, "paper": pr}]},
         {"key": "text-average-large", "group": "text quality",
          "measure": "average retention, large-batch recipe (GPU)", "ours": large_avg, "paper": _none(),
          "note": "best + contrastive term, 256 sentences x 1,200 steps (2 min on an H100)",
@@ -120,7 +111,7 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
          "measure": "retrieval retention (nDCG@10), large-batch recipe (GPU)", "ours": large_ret, "paper": _none(),
          "note": "16x the training sentences of the CPU recipes",
          "plot": [{"label": "text: retrieval retention, large batch", "kind": "quality",
-                   "ours": ret_l["wordnet-retrieval"] if ret_l else None, "paper": None}]},
+                   "ours": ret_l, "paper": None}]},
         {"key": "text-average-a8", "group": "text quality",
          "measure": "average retention with int8 activations (the model timed below)",
          "ours": ours_a8, "paper": _none(), "note": "the best-recipe model, per-token int8 activations",
