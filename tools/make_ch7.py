@@ -309,7 +309,7 @@ that one command reproduces (run from the repository root):
 | rows | stored run | command | chapter |
 |---|---|---|---|
 | text quality | `book/artifacts/text/fp32.json`, `best/eval.json`, `best/eval_a8.json` | `make results` | [3](03_evaluating_text.ipynb), [4](04_fast_kernels.ipynb) |
-| text quality, large batch | `book/artifacts/text/large_batch/eval.json` (checkpoint and `run.json` beside it) | `python -m ternlib distill --recipe large-batch --int8-embeddings --out book/artifacts/text/large_batch` on a GPU, then `python -m ternlib eval --preset book` | [3](03_evaluating_text.ipynb) |
+| text quality, large batch | `book/artifacts/text/large_batch/eval.json`, `eval_a8.json` (checkpoint and `run.json` beside them) | `make results-gpu` (distills on a CUDA GPU, then evaluates on the CPU) | [3](03_evaluating_text.ipynb), [4](04_fast_kernels.ipynb) |
 | text storage | `book/artifacts/text/best/model` (the checkpoint) | `make results` | [1](01_fp32_to_ternary.ipynb) |
 | text latency | `book/artifacts/kernels/bench_cpu.json` | `make bench` | [4](04_fast_kernels.ipynb) |
 | image | `book/artifacts/image/results.json` | `python -m ternlib vision --out book/artifacts/image` | [5](05_image_embeddings.ipynb) |
