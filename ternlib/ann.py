@@ -556,7 +556,9 @@ def machine() -> dict[str, Any]:
             "faiss": faiss.__version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def _batch1_qps(indexes: dict[str, AnnIndex], q: np.ndarray, k: int, repeats: int) -> dict[str, float]:
+def batch1_qps(indexes: dict[str, AnnIndex], q: np.ndarray, k: int = 10, repeats: int = 5) -> dict[str, float]:
+    """Queries per second of each index searched one query at a time over the rows of ``q``
+    (n, d): medians of ``repeats`` rounds, the indexes interleaved within each round."""
     from .bench import interleaved
 
     def one_by_one(index):
@@ -624,7 +626,7 @@ def benchmark(encoders: dict[str, Encoder] | Sequence[Encoder], data=None, index
 
     for en, enc in encs.items():
         q = emb[en][1][:batch1_queries]
-        qps1 = _batch1_qps({n: built[en, n] for n in names}, q, k, repeats)
+        qps1 = batch1_qps({n: built[en, n] for n in names}, q, k, repeats)
         for name in names:
             ix, ids = built[en, name], results[en, name]
             row = {"encoder": enc.name, "index": name, "factory": ix.factory, "params": ix.search_params,

@@ -32,5 +32,9 @@ def test_sample_run_has_what_chapter_6_reads(tmp_path):
     for r in sweep:
         assert 0 < r["recall@10 vs own exact"] <= 1 and r["qps batch 1"] > 0
     assert set(res["top1 misses at efSearch 64"]) == {"FP32", "ternary"}
-    assert {(r["documents"], r["queries"], r["index"]) for r in res["asymmetric"]} == \
-        {(d, q, i) for d, q in (("FP32", "ternary"), ("ternary", "FP32")) for i in ("Flat", "HNSW")}
+    pairs = {(r["documents"], r["queries"], r["index"]): r for r in res["encoder pairs"]}
+    assert set(pairs) == {(d, q, i) for d in ("FP32", "ternary") for q in ("FP32", "ternary") for i in ("Flat", "HNSW")}
+    for enc in ("FP32", "ternary"):  # an encoder with itself and exact search is the stored exact figure
+        assert pairs[enc, enc, "Flat"]["ndcg@10"] == res["exact"][enc]["ndcg@10"]
+        assert pairs[enc, enc, "HNSW"]["params"] == "efSearch=64"  # the preset, after the sweep
+    assert res["exact"]["FP32"]["ndcg@10 vs FP32+Flat"] == 1.0

@@ -419,7 +419,7 @@ code('''
 FOLLOWUPS = ARTIFACTS / "ann" / "followups.json"
 fu = json.loads(FOLLOWUPS.read_text())
 sweep = pd.DataFrame(fu["efsearch"])
-own_exact = {enc: (s["ndcg@10 vs FP32+Flat"] / s["ndcg@10 vs own exact"]).iloc[0] for enc, s in sweep.groupby("encoder")}
+own_exact = {enc: e["ndcg@10 vs FP32+Flat"] for enc, e in fu["exact"].items()}  # each encoder + exact search
 display(sweep.pivot(index="efSearch", columns="encoder", values=["recall@10 vs own exact", "ndcg@10 vs FP32+Flat", "qps batch 1"])
         .style.format("{:.3f}").format("{:,.0f}", subset=["qps batch 1"]))
 ''')
@@ -452,7 +452,7 @@ exact search at the cost of throughput; it cannot lift the ternary encoder above
 ''')
 
 code('''
-e64 = {enc: sweep[(sweep.encoder == enc) & (sweep.efSearch == 64)].iloc[0] for enc in colors}
+qps64 = sweep.set_index(["encoder", "efSearch"]).loc[("ternary", 64), "qps batch 1"]
 top = sweep[sweep.efSearch == sweep.efSearch.max()].set_index("encoder")
 miss = fu["top1 misses at efSearch 64"]
 display(Markdown(
@@ -462,7 +462,7 @@ display(Markdown(
     f"{miss['ternary']['queries whose exact top-1 is relevant']:.1%} with the ternary encoder): the misses fall where "
     f"they cost nDCG. At efSearch {int(sweep.efSearch.max())} HNSW keeps "
     f"{top.loc['FP32', 'ndcg@10 vs own exact']:.1%} (FP32) and {top.loc['ternary', 'ndcg@10 vs own exact']:.1%} "
-    f"(ternary) of its own exact nDCG@10, at {top.loc['ternary', 'qps batch 1'] / e64['ternary']['qps batch 1']:.2f}x "
+    f"(ternary) of its own exact nDCG@10, at {top.loc['ternary', 'qps batch 1'] / qps64:.2f}x "
     f"the throughput of efSearch 64. Ternary + HNSW then reaches {top.loc['ternary', 'ndcg@10 vs FP32+Flat']:.1%} of "
     f"FP32 + exact search, against {own_exact['ternary']:.1%} for ternary + exact: the rest of the gap to 97% is the "
     f"encoder's."))
@@ -481,16 +481,12 @@ md('''
 A tempting shortcut: keep the document index built with the FP32 model and encode only the
 queries with the fast ternary model, so the index need not be rebuilt. The student was distilled
 to imitate the teacher's embeddings, so the two spaces are close; are they close enough? The same
-follow-up run searches each encoder's document index with the other encoder's queries.
+follow-up run searches each encoder's document index with each encoder's queries.
 ''')
 
 code('''
-asym = pd.DataFrame(fu["asymmetric"])
-same = pd.DataFrame([{"documents": enc, "queries": enc, "index": "Flat", "ndcg@10 vs FP32+Flat": own_exact[enc]}
-                     for enc in colors] +
-                    [{"documents": enc, "queries": enc, "index": "HNSW", "ndcg@10 vs FP32+Flat": e64[enc]["ndcg@10 vs FP32+Flat"]}
-                     for enc in colors])
-both = pd.concat([same, asym]).pivot_table(index=["documents", "queries"], columns="index", values="ndcg@10 vs FP32+Flat")
+both = pd.DataFrame(fu["encoder pairs"]).pivot_table(index=["documents", "queries"], columns="index",
+                                                     values="ndcg@10 vs FP32+Flat")
 display(both.style.format("{:.3f}").set_caption("nDCG@10 / FP32 + exact search (HNSW at efSearch 64)"))
 mixed = both.loc[("FP32", "ternary"), "Flat"]
 print(f"FP32 documents + ternary queries, exact search: {mixed:.1%} of FP32 + exact, "
