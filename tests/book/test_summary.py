@@ -10,7 +10,7 @@ import pytest
 
 from ternlib import report
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
 ARTIFACTS = BOOK / "artifacts"
 

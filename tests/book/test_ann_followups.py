@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("faiss")
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 spec = importlib.util.spec_from_file_location("ann_followups", ROOT / "tools" / "ann_followups.py")
 followups = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(followups)

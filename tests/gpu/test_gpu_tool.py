@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location("gpu_distill", Path(__file__).parents[1] / "tools" / "gpu_distill.py")
+spec = importlib.util.spec_from_file_location("gpu_distill", Path(__file__).parents[2] / "tools" / "gpu_distill.py")
 gpu_distill = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gpu_distill)
 
