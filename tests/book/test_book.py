@@ -32,6 +32,9 @@ def test_toc_files_exist():
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_conventions(nb_path):
+    """The first cell is the hidden Colab install cell, installing from the repository URL of _config.yml
+    (the one place the URL lives: when it changes, edit the chapters' .md to match); a `parameters` cell;
+    stored outputs of one complete run, without errors or stderr, with at least three figures."""
     nb = json.loads(nb_path.read_text())
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
     cells = nb["cells"]
@@ -68,7 +71,9 @@ def test_colab_badge(nb_path):
 
 def test_figures_have_captions():
     """Every cell that draws a figure has a myst-nb caption and a unique label, and notebook readers get
-    the same caption as the hidden markdown cell right after it (tools/nbbuild.py, Notebook.figure)."""
+    the same caption as the hidden markdown cell right after it. In a chapter's .md (the source, see
+    test_pairing.py) the caption and label are the `mystnb: figure:` metadata at the top of the
+    {code-cell}, and the hidden cell follows under `+++ {"tags": ["remove-cell"]}`."""
     names = []
     for nb_path in NOTEBOOKS:
         cells = json.loads(nb_path.read_text())["cells"]
