@@ -38,7 +38,7 @@ results: setup
 	  $(TL) eval --preset book --threads 1 --model $(ART)/$$r/model --out $(ART)/$$r/eval.json --baseline $(ART)/fp32.json || exit 1; \
 	done
 	$(TL) eval --preset book --threads 1 --model $(ART)/best/model --activations int8 --out $(ART)/best/eval_a8.json --baseline $(ART)/fp32.json
-	$(TL) ablate --out $(ART)/ablation.json --axes beta losses --steps 40 --threads 1
+	$(VENV)/python experiments/ablation.py --out $(ART)/ablation.json --axes beta losses --steps 40 --threads 1
 
 # the large-batch recipe of chapters 2-4: distill on a CUDA GPU (2 min on an H100), evaluate with float and
 # int8 activations (CPU)

@@ -24,7 +24,7 @@ from .storage import StorageReport, storage_report
 from .ternarize import TernaryWeight, dequantize, fake_quantize, reconstruction_error, sparsity, ternarize
 from .vision import DEFAULT_IMAGE_MODEL, embed_images, load_image_encoder
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401  (ternlib.__version__)
 
 __all__ = [
     "CheckpointError", "DEFAULT_IMAGE_MODEL", "DEFAULT_SKIP", "DEFAULT_TEXT_MODEL", "Int8Embedding", "Int8EmbeddingConfig",

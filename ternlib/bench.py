@@ -45,7 +45,6 @@ LAYER_SHAPES = [
 ]
 TOKENS = [1, 16, 128, 4096]
 QUERY = "How do ternary weights make an embedding model smaller and faster?"
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "book" / "artifacts" / "text" / "best" / "model"
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int = 2,
@@ -157,7 +156,7 @@ def crossover_bench(stack=MINILM_STACK * 6, tokens=(1, 4, 8, 16, 24, 32, 40, 48,
 
 def _sentences(n: int) -> list[str]:
     try:
-        from .corpus import training_sentences
+        from .data.corpus import training_sentences
 
         return training_sentences(n, seed=1, min_words=8, max_words=40)
     except (FileNotFoundError, ImportError):  # the Brown corpus is not installed: varied synthetic text
@@ -172,10 +171,15 @@ def _sentences(n: int) -> list[str]:
 def _ternary_encoder(fp32: nn.Module, checkpoint: str | os.PathLike | None, activations: str) -> tuple[nn.Module, str]:
     """The ternary MiniLM the benchmarks time, and where it came from: the checkpoint if there is one,
     else the FP32 model ternarized by round-to-nearest (speed does not depend on training)."""
-    from . import Int8EmbeddingConfig, freeze_, load, quantize_
+    from .checkpoint import load
+    from .embedding import Int8EmbeddingConfig
+    from .quantize import freeze_, quantize_
 
-    ckpt = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
-    if (ckpt / "ternlib.json").exists():
+    if checkpoint:
+        ckpt = Path(checkpoint)
+        if not (ckpt / "ternlib.json").exists():
+            raise FileNotFoundError(f"{ckpt} is not a ternlib checkpoint (no ternlib.json): pass a directory "
+                                    "written by ternlib.save, or no checkpoint to time a round-to-nearest copy")
         return load(ckpt, activations=activations), str(ckpt)
     model = quantize_(copy.deepcopy(fp32), TernaryConfig(activations=activations))
     quantize_(model, Int8EmbeddingConfig(min_rows=1000))
@@ -186,7 +190,7 @@ def _ternary_encoder(fp32: nn.Module, checkpoint: str | os.PathLike | None, acti
 def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 512, batch_size: int = 64,
                   repeats: int = 5, query_repeats: int = 30, progress: bool = True) -> dict[str, Any]:
     """End to end MiniLM: FP32 against bf16, int8 dynamic and the ternary checkpoint (a8 and fp-act)."""
-    from . import load_text_encoder
+    from .models import load_text_encoder
     from .models import quiet_hf
 
     fp32 = load_text_encoder().eval()
@@ -253,7 +257,7 @@ def linear_time_split(model: nn.Module, texts: list[str], batch_size: int = 64) 
 @torch.inference_mode()
 def split_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 256, repeats: int = 3) -> dict[str, Any]:
     """Where the encoder's time goes (linear layers vs everything else), FP32 and ternary (a8), medians."""
-    from . import load_text_encoder
+    from .models import load_text_encoder
 
     fp32 = load_text_encoder().eval()
     ternary, _ = _ternary_encoder(fp32, checkpoint, "int8")
@@ -279,8 +283,8 @@ def storage_bench(checkpoint: str | os.PathLike | None = None) -> dict[str, Any]
     fp = sorted(src.glob("*.safetensors")) if src.is_dir() else []
     if fp:
         out["fp32 safetensors bytes"] = sum(p.stat().st_size for p in fp)
-    ckpt = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
-    if (ckpt / "ternlib.safetensors").exists():
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt is not None and (ckpt / "ternlib.safetensors").exists():
         out["ternary checkpoint bytes"] = sum(p.stat().st_size for p in ckpt.iterdir() if p.is_file())
         if fp:
             out["ratio"] = out["ternary checkpoint bytes"] / out["fp32 safetensors bytes"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -31,7 +32,8 @@ from .attention import LinearMultiheadAttention
 from .config import TernaryConfig
 from .embedding import Int8Embedding
 from .layers import TernaryLinear
-from .quantize import _set_submodule, freeze_, ternary_modules
+from .models import is_sentence_transformer
+from .quantize import set_submodule, freeze_, ternary_modules
 
 FORMAT = "ternlib-checkpoint"
 FORMAT_VERSION = 1
@@ -49,14 +51,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _is_sentence_transformer(model: nn.Module) -> bool:
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        return False
-    return isinstance(model, SentenceTransformer)
 
 
 def _is_transformers_model(model: nn.Module) -> bool:
@@ -93,8 +87,9 @@ def _config_only(model: nn.Module):
 def save(model: nn.Module, path: str | os.PathLike) -> Path:
     """Save a ternarized model to the directory ``path`` (created; existing files replaced).
 
-    Ternary layers still in training state are frozen first (the model is changed in place:
-    latent weights are dropped). Returns the directory.
+    Ternary layers still in training state are written frozen (packed codes and scales) from a
+    frozen copy: the model you pass is left as it is, so training can go on after a save.
+    Returns the directory.
 
     Example:
         >>> import torch, tempfile
@@ -115,7 +110,9 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
     configs = {layer.config for _, layer in layers}
     if len(configs) > 1:
         raise ValueError(f"save supports one TernaryConfig per model, found {len(configs)}")
-    freeze_(model)
+    if any(not layer.frozen for _, layer in layers):  # pack a copy: the caller keeps its latent weights
+        model = freeze_(copy.deepcopy(model))
+        layers = list(ternary_modules(model))
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
 
@@ -130,7 +127,7 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
     mha = [n for n, m in model.named_modules() if isinstance(m, LinearMultiheadAttention)]
     if mha:  # rebuilt from nn.MultiheadAttention by quantize_: load does the same to the skeleton
         meta["linear_attention"] = mha
-    if _is_sentence_transformer(model):
+    if is_sentence_transformer(model):
         meta["kind"] = "sentence-transformers"
         with _config_only(model):  # skeleton: modules.json, tokenizer, configs, no weights
             model.save(str(path), safe_serialization=True)
@@ -151,7 +148,7 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
     save_file(state, str(weights), metadata={"format": FORMAT})
     meta["weights_sha256"] = _sha256(weights)
     meta["weights_bytes"] = weights.stat().st_size
-    from . import __version__
+    from .version import __version__
 
     meta["ternlib_version"] = __version__
     (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
@@ -311,7 +308,7 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | 
     for name in meta.get("linear_attention", []):
         m = dict(skeleton.named_modules()).get(name)
         if isinstance(m, nn.MultiheadAttention):
-            _set_submodule(skeleton, name, LinearMultiheadAttention.from_mha(m))
+            set_submodule(skeleton, name, LinearMultiheadAttention.from_mha(m))
         elif not isinstance(m, LinearMultiheadAttention):
             raise CheckpointError(f"the model has no multi-head attention named {name!r} to load into")
     modules = dict(skeleton.named_modules())
@@ -319,12 +316,12 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | 
         m = modules.get(name)
         if not isinstance(m, (nn.Linear, TernaryLinear)) or (m.in_features, m.out_features) != (k, n):
             raise CheckpointError(f"the model has no {k}->{n} linear layer named {name!r} to load into")
-        _set_submodule(skeleton, name, TernaryLinear.empty_frozen(k, n, bias, config))
+        set_submodule(skeleton, name, TernaryLinear.empty_frozen(k, n, bias, config))
     for name, (v, d, pad) in meta.get("int8_embeddings", {}).items():
         m = modules.get(name)
         if not isinstance(m, (nn.Embedding, Int8Embedding)) or (m.num_embeddings, m.embedding_dim) != (v, d):
             raise CheckpointError(f"the model has no {v}x{d} embedding named {name!r} to load into")
-        _set_submodule(skeleton, name, Int8Embedding(v, d, pad))
+        set_submodule(skeleton, name, Int8Embedding(v, d, pad))
 
     expected = skeleton.state_dict()
     missing = sorted(set(expected) - set(state))

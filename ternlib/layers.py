@@ -88,7 +88,7 @@ class TernaryLinear(nn.Module):
         layer._kernel_cache = {}
         layer.weight = None
         layer.bias = nn.Parameter(torch.zeros(out_features), requires_grad=False) if bias else None
-        n_groups = _n_scale_groups(config, in_features)
+        n_groups = n_scale_groups(config, in_features)
         rows = 1 if config.granularity == "tensor" else out_features
         layer.register_buffer("packed", torch.zeros(packed_shape((out_features, in_features), config.packing), dtype=torch.uint8))
         layer.register_buffer("scales", torch.zeros(rows, n_groups))
@@ -165,7 +165,8 @@ class TernaryLinear(nn.Module):
         )
 
 
-def _n_scale_groups(config: TernaryConfig, in_features: int) -> int:
+def n_scale_groups(config: TernaryConfig, in_features: int) -> int:
+    """Scales per output row: 1, or ``ceil(in_features / group_size)`` for group granularity."""
     if config.granularity != "group":
         return 1
     return -(-in_features // min(config.group_size, in_features))

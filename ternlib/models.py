@@ -18,6 +18,18 @@ OFFLINE_COPIES = {
 }
 
 
+def is_sentence_transformer(model: object) -> bool:
+    """True for a ``sentence_transformers.SentenceTransformer`` (checked without importing the package).
+
+    Example:
+        >>> import torch.nn as nn
+        >>> is_sentence_transformer(nn.Linear(2, 2))
+        False
+    """
+    return any(c.__name__ == "SentenceTransformer" and c.__module__.startswith("sentence_transformers")
+               for c in type(model).__mro__)
+
+
 def offline_path(model_id: str) -> Path | None:
     """The local directory of a bundled copy of ``model_id``, or None if none is installed."""
     entry = OFFLINE_COPIES.get(model_id)

@@ -29,7 +29,8 @@ def default_filter(module: nn.Module, name: str) -> bool:
     return name.split(".")[-1] not in DEFAULT_SKIP
 
 
-def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
+def set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Replace the submodule called ``name`` (dotted, as ``named_modules`` gives it) by ``new``."""
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, new)
@@ -94,14 +95,14 @@ def quantize_(model: nn.Module, config: QuantConfig | None = None, filter_fn: Fi
         # nn.MultiheadAttention reads its projection weights directly: rebuild it from Linear layers first
         for name, m in [(n, m) for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]:
             if filter_fn(m, name):
-                _set_submodule(model, name, LinearMultiheadAttention.from_mha(m))
+                set_submodule(model, name, LinearMultiheadAttention.from_mha(m))
         targets = [(n, m) for n, m in model.named_modules()
                    if type(m) is nn.Linear or (isinstance(m, nn.Linear) and not isinstance(m, TernaryLinear))]
         targets = [(n, m) for n, m in targets if filter_fn(m, n)]
         if not targets and not existing:
             raise ValueError("quantize_ found no nn.Linear layer to convert (check filter_fn)")
         for name, m in targets:
-            _set_submodule(model, name, TernaryLinear.from_linear(m, config))
+            set_submodule(model, name, TernaryLinear.from_linear(m, config))
     else:
         targets = [(n, m) for n, m in model.named_modules()
                    if isinstance(m, nn.Embedding) and m.num_embeddings >= config.min_rows and filter_fn(m, n)]
@@ -109,7 +110,7 @@ def quantize_(model: nn.Module, config: QuantConfig | None = None, filter_fn: Fi
         if not targets and not already:
             raise ValueError("quantize_ found no nn.Embedding layer to convert (check filter_fn / min_rows)")
         for name, m in targets:
-            _set_submodule(model, name, Int8Embedding.from_embedding(m))
+            set_submodule(model, name, Int8Embedding.from_embedding(m))
     return model
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch.nn as nn
 
 from .embedding import Int8Embedding
-from .layers import TernaryLinear, _n_scale_groups
+from .layers import TernaryLinear, n_scale_groups
 from .packing import packed_shape
 
 COMPONENTS = ("linear codes", "linear scales", "linear biases", "linear (full precision)",
@@ -114,7 +114,7 @@ def storage_report(model: nn.Module) -> StorageReport:
                 codes_bytes *= s
             rows_ = 1 if c.granularity == "tensor" else n
             add("linear codes", n * k, 4 * n * k, codes_bytes)
-            add("linear scales", 0, 0, 4 * rows_ * _n_scale_groups(c, k))
+            add("linear scales", 0, 0, 4 * rows_ * n_scale_groups(c, k))
             if m.bias is not None:
                 add("linear biases", n, 4 * n, m.bias.numel() * m.bias.element_size())
             continue

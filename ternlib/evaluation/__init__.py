@@ -11,7 +11,7 @@ Example:
     >>> print(results_table(fp32))                            # doctest: +SKIP
     >>> save_results(fp32, "fp32.json")                       # doctest: +SKIP
 """
-from .data import DataNotFoundError
+from ..data import DataNotFoundError
 from .metrics import logreg_accuracy, ranking_metrics, spearman, train_test_indices
 from .suite import BOOK_SIZES, FAST_SIZES, SIZE_KEYS, TASKS, evaluate, load_results, results_table, save_results
 

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from . import data as D
+from ..data import text as D
 from .metrics import RANKING_METRICS, logreg_accuracy, ranking_metrics, spearman, train_test_indices
 
 

@@ -1,4 +1,4 @@
-"""tools/ann_followups.py: the top-1 miss count, and a run on a small sample writes what chapter 6 reads."""
+"""experiments/ann_followups.py: the top-1 miss count, and a run on a small sample writes what chapter 6 reads."""
 import importlib.util
 import json
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("faiss")
 ROOT = Path(__file__).parents[2]
-spec = importlib.util.spec_from_file_location("ann_followups", ROOT / "tools" / "ann_followups.py")
+spec = importlib.util.spec_from_file_location("ann_followups", ROOT / "experiments" / "ann_followups.py")
 followups = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(followups)
 
@@ -38,3 +38,11 @@ def test_sample_run_has_what_chapter_6_reads(tmp_path):
         assert pairs[enc, enc, "Flat"]["ndcg@10"] == res["exact"][enc]["ndcg@10"]
         assert pairs[enc, enc, "HNSW"]["params"] == "efSearch=64"  # the preset, after the sweep
     assert res["exact"]["FP32"]["ndcg@10 vs FP32+Flat"] == 1.0
+
+
+def test_targets_read_one_benchmark_row():
+    res = {"rows": [{"encoder": "ternary", "index": "HNSW", "ndcg@10": 0.3, "ndcg@10 vs FP32+Flat": 0.98,
+                     "e2e ms": 1.0, "e2e vs FP32+Flat": 0.6}],
+           "reference ndcg@10": 0.306, "latency": {"reference": "FP32+Flat", "ms": {"FP32+Flat": 1.667}}}
+    assert [t["met"] for t in followups.targets(res)] == [True, False]
+    assert followups.targets(res, "nobody") == []

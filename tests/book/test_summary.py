@@ -1,4 +1,4 @@
-"""The summary chapter (book/07_summary.ipynb): its table, from `ternlib.report.summary_table`, shows
+"""The summary chapter (book/07_summary.ipynb): its table, from `experiments.report.summary_table`, shows
 the numbers the chapters show. Each number links to a chapter notebook; the check is that its text,
 exactly as formatted, appears in that notebook's stored outputs. A chapter whose notebook has no
 stored outputs yet (chapter 5 while it is being written) skips its rows, saying so."""
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ternlib import report
+from experiments import report
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"

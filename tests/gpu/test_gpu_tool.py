@@ -1,10 +1,10 @@
-"""tools/gpu_distill.py: the run specs and the span texts it trains on (the GPU part needs a GPU)."""
+"""experiments/gpu_distill.py: the run specs and the span texts it trains on (the GPU part needs a GPU)."""
 import importlib.util
 from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location("gpu_distill", Path(__file__).parents[2] / "tools" / "gpu_distill.py")
+spec = importlib.util.spec_from_file_location("gpu_distill", Path(__file__).parents[2] / "experiments" / "gpu_distill.py")
 gpu_distill = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gpu_distill)
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from ternlib import bench
-from ternlib.__main__ import main
+from ternlib.cli import main
 
 
 def test_interleaved_medians_rotate_order_and_respect_min_seconds():

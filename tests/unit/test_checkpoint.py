@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ternlib import (CheckpointError, Int8EmbeddingConfig, TernaryConfig, TernaryLinear, load, quantize_, save,
+from ternlib import (CheckpointError, freeze_, Int8EmbeddingConfig, TernaryConfig, TernaryLinear, load, quantize_, save,
                      storage_report, ternary_modules)
 from ternlib.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
@@ -20,7 +20,7 @@ def test_sentence_transformer_round_trip_is_bit_identical(minilm, tmp_path, pack
     from sentence_transformers import SentenceTransformer
 
     quantize_(minilm, TernaryConfig(packing=packing))
-    save(minilm, tmp_path)
+    save(freeze_(minilm), tmp_path)  # compare with the packed (frozen) model: save itself leaves minilm alone
     before = _encode(minilm)
     loaded = load(tmp_path)
     assert isinstance(loaded, SentenceTransformer)
@@ -55,7 +55,7 @@ def test_int8_embeddings_round_trip_and_shrink(minilm, tmp_path):
     report = storage_report(minilm)
     assert report.rows["embeddings"].ratio < 0.3
     assert report.total.bytes < 0.45 * full
-    save(minilm, tmp_path)
+    save(freeze_(minilm), tmp_path)
     assert torch.equal(_encode(load(tmp_path)), _encode(minilm))
 
 
@@ -64,7 +64,7 @@ def test_transformers_vit_round_trip(tmp_path):
 
     model = ViTModel(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
                                num_attention_heads=2, intermediate_size=64))
-    quantize_(model, TernaryConfig(granularity="row"))
+    freeze_(quantize_(model, TernaryConfig(granularity="row")))
     save(model, tmp_path)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -87,7 +87,7 @@ class Tiny(nn.Module):
 
 def test_plain_torch_model_needs_a_skeleton(tmp_path):
     m = quantize_(Tiny(), TernaryConfig(rule="twn", granularity="group", group_size=4, packing="5trit"))
-    save(m, tmp_path)
+    save(freeze_(m), tmp_path)
     ids = torch.randint(0, 20, (3, 5))
     with pytest.raises(ValueError, match="pass an instance"):
         load(tmp_path)
@@ -187,3 +187,18 @@ def test_save_misuse(tmp_path):
     m.fc2 = TernaryLinear.from_linear(m.fc2, TernaryConfig(beta=2.0))
     with pytest.raises(ValueError, match="one TernaryConfig"):
         save(m, tmp_path)
+
+
+def test_save_leaves_the_model_unchanged(tmp_path):
+    """save packs a frozen copy: the model keeps its latent weights and can go on training."""
+    m = quantize_(Tiny(), TernaryConfig(granularity="row"))
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    save(m, tmp_path)
+    assert not any(layer.frozen for _, layer in ternary_modules(m))
+    after = m.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    ids = torch.randint(0, 20, (3, 5))
+    m(ids).sum().backward()  # still trainable
+    assert m.fc1.weight.grad is not None
+    loaded = load(tmp_path, model=Tiny())
+    assert torch.equal(loaded(ids), freeze_(m)(ids))  # the file holds what freezing gives

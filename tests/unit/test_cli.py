@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from ternlib.__main__ import main
+from ternlib.cli import main
 
 
 def test_help_runs():

@@ -8,7 +8,7 @@ import pytest
 
 from ternlib.evaluation import (TASKS, evaluate, load_results, logreg_accuracy, ranking_metrics,
                                 results_table, save_results, spearman, train_test_indices)
-from ternlib.evaluation import data as D
+from ternlib.data import text as D
 from ternlib.evaluation.metrics import top_k
 
 LOG2_3 = math.log2(3)
@@ -192,7 +192,7 @@ def test_brown_passages():
         pytest.skip(str(e))
     assert len(np.unique(brown.groups)) == 131 and len(brown.label_names) == 15  # held-out documents only
     assert len(np.unique(brown.labels)) == 15 and len(brown) > 3_000
-    from ternlib.corpus import brown_documents, training_sentences
+    from ternlib.data.corpus import brown_documents, training_sentences
     held_out = {d for d, _, train in brown_documents() if not train}
     assert set(np.unique(brown.groups)) == held_out
     passages = " ".join(brown.texts[:300])

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from ternlib import TernaryConfig, load, quantize_, save, ternary_modules
+from ternlib import TernaryConfig, freeze_, load, quantize_, save, ternary_modules
 from ternlib.distill import DistillConfig, distill, make_student
-from ternlib.evaluation.data import DataNotFoundError
-from ternlib.images import FASHION_MNIST_DIR, ImageSet, ImageTransform, PixelCollate, load_fashion_mnist
-from ternlib.probe import knn_probe, linear_probe
+from ternlib.data.text import DataNotFoundError
+from ternlib.vision.images import FASHION_MNIST_DIR, ImageSet, ImageTransform, PixelCollate, load_fashion_mnist
+from ternlib.vision.probe import knn_probe, linear_probe
 from ternlib.vision import embed_images, hidden_mse, load_image_encoder, tiny_vit_config
 
 transformers = pytest.importorskip("transformers")
@@ -120,7 +120,7 @@ def test_vit_quantize_distill_save_load_roundtrip(tmp_path):
     res = distill(teacher, student, range(len(images)), cfg, collate=PixelCollate(images, ImageTransform.for_model(teacher)),
                   progress=False)
     assert hidden_mse(res.student, teacher, images) < before  # distillation moves the student to the teacher
-    path = save(res.student, tmp_path / "vit")
+    path = save(freeze_(res.student), tmp_path / "vit")
     assert json.loads((path / "ternlib.json").read_text())["init_kwargs"] == {"add_pooling_layer": False}
     back = load(path)
     assert isinstance(back, transformers.ViTModel) and back.pooler is None
@@ -142,7 +142,7 @@ def test_vit_base_online_path_on_random_weights(tmp_path):
     cfg_d = DistillConfig(steps=1, batch_size=2, losses={"hidden_mse": 1.0}, pooling="cls")
     distill(teacher, student, range(4), cfg_d, collate=PixelCollate(cifar_like, ImageTransform.for_model(teacher)),
             progress=False)
-    path = save(student, tmp_path / "vitb")  # freezes the student in place: packed codes, fast kernels
+    path = save(freeze_(student), tmp_path / "vitb")  # packed codes, fast kernels
     feats = embed_images(student, cifar_like, batch_size=2)
     assert feats.shape == (4, 768) and np.isfinite(feats).all()
     assert linear_probe(feats, cifar_like.labels, feats, cifar_like.labels)["accuracy"] >= 0.5
@@ -211,7 +211,7 @@ def test_torchvision_vit_quantize_save_load(tmp_path):
     assert y.shape == ref.shape and not torch.allclose(y, ref)  # the attention projections really are ternary
     y.sum().backward()
     assert model.encoder.layers[0].self_attention.q_proj.weight.grad is not None
-    path = save(model, tmp_path / "tv")
+    path = save(freeze_(model), tmp_path / "tv")
     back = load(path, model=build())
     assert torch.equal(back(x), model(x))
 

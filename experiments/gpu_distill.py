@@ -21,8 +21,8 @@ the retrieval task's), and any loss weight (hidden_mse, pooled_cos, relational, 
 layer_mse). Unnamed losses keep the best recipe's weights.
 
 Usage:
-    python tools/gpu_distill.py pack                                        # here: .dev/
-    python tools/gpu_distill.py run --assets .dev --out $OUT --deadline 420 \\
+    python experiments/gpu_distill.py pack                                        # here: .dev/
+    python experiments/gpu_distill.py run --assets .dev --out $OUT --deadline 420 \\
         --runs "b256:batch=256,steps=1200,contrastive=0.3" "b32:batch=32,steps=600,contrastive=0.3"
 """
 from __future__ import annotations
@@ -46,10 +46,9 @@ LOSS_KEYS = {"hidden_mse", "pooled_cos", "relational", "contrastive", "layer_mse
 
 
 def pack(dest: Path) -> None:
-    import torch
     from safetensors.torch import load_file, save_file
 
-    from ternlib.evaluation.data import WORDNET_DIR, brown_dir, gensim_data_dir
+    from ternlib.data.text import WORDNET_DIR, brown_dir, gensim_data_dir
     from ternlib.models import resolve_text_model
 
     teacher = Path(resolve_text_model(None))
@@ -129,7 +128,7 @@ def run(args: argparse.Namespace) -> None:
 
     import ternlib
     from ternlib import Int8EmbeddingConfig, quantize_
-    from ternlib.corpus import training_sentences
+    from ternlib.data.corpus import training_sentences
     from ternlib.distill import distill, make_student, recipe
     from ternlib.evaluation import BOOK_SIZES, evaluate
     from ternlib.models import load_text_encoder

@@ -1,6 +1,6 @@
 """Print the README's text-results table from the stored runs in book/artifacts/text/.
 
-Usage: python tools/text_results.py [--extra]   (after `make results`)
+Usage: python experiments/text_results.py [--extra]   (after `make results`)
 
 ``--extra`` adds the follow-up runs of the best recipe stored in book/artifacts/text/extra/
 (each file is the `python -m ternlib eval --preset book` output of one run; the README lists

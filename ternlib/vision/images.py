@@ -10,7 +10,7 @@ into a model's ``pixel_values`` (resize, channel repeat, optional augmentation, 
 
 Example:
     >>> import torch
-    >>> from ternlib.images import ImageTransform
+    >>> from ternlib.vision.images import ImageTransform
     >>> t = ImageTransform(size=32, channels=3, mean=(0.5,) * 3, std=(0.5,) * 3)
     >>> t(torch.zeros(2, 1, 28, 28, dtype=torch.uint8)).shape   # grey 28x28 -> RGB 32x32
     torch.Size([2, 3, 32, 32])
@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .evaluation.data import DataNotFoundError
+from ..data import DataNotFoundError
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",

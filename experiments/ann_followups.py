@@ -2,8 +2,8 @@
 117,659 documents): HNSW's efSearch against the gap to exact search, which queries HNSW misses,
 and search with every pair of encoders for documents and queries (mixed pairs: no re-indexing).
 
-    python tools/ann_followups.py --out book/artifacts/ann/followups.json            # ~20 min, 2 cores
-    python tools/ann_followups.py --sample 300 --out runs/followups_quick.json       # ~1 min
+    python experiments/ann_followups.py --out book/artifacts/ann/followups.json            # ~20 min, 2 cores
+    python experiments/ann_followups.py --sample 300 --out runs/followups_quick.json       # ~1 min
 
 Embeddings are cached like `python -m ternlib ann` caches them ($TERNLIB_CACHE, default
 ~/.cache/ternlib/ann), so a run after `ann` on the same corpus only searches. Every nDCG@10 is
@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,21 @@ def top1_misses(ids: np.ndarray, exact: np.ndarray, relevant) -> dict[str, float
     hit = np.array([int(exact[i, 0]) in set(r) for i, r in enumerate(relevant)])
     return {"all queries": float(miss.mean()), "queries whose exact top-1 is relevant": float(miss[hit].mean()),
             "queries whose exact top-1 is relevant (count)": int(hit.sum())}
+
+
+def targets(res: dict[str, Any], encoder: str = "ternary", index: str = "HNSW") -> list[dict[str, Any]]:
+    """Chapter 6's two bars for ``encoder`` + ``index``: nDCG@10 >= 97% of FP32 + exact search,
+    end-to-end batch-1 latency <= 0.5x, both read off one :func:`benchmark` run."""
+    row = next((r for r in res["rows"] if r["encoder"] == encoder and r["index"] == index), None)
+    if row is None:
+        return []
+    return [{"target": f"{encoder} + {index}: nDCG@10 >= 97% of FP32 + Flat",
+             "measured": f"{row['ndcg@10']:.4f} vs {res['reference ndcg@10']:.4f} ({row['ndcg@10 vs FP32+Flat']:.1%})",
+             "met": bool(row["ndcg@10 vs FP32+Flat"] >= 0.97)},
+            {"target": f"{encoder} + {index}: end-to-end latency (batch 1) <= 0.5x FP32 + Flat",
+             "measured": f"{row['e2e ms']:.2f} vs {res['latency']['ms'][res['latency']['reference']]:.2f} ms "
+                         f"({row['e2e vs FP32+Flat']:.2f}x)",
+             "met": bool(row["e2e vs FP32+Flat"] <= 0.5)}]
 
 
 def main(argv=None) -> None:
@@ -63,7 +79,7 @@ def main(argv=None) -> None:
     exact = {name: flat[name].search(emb[name][1], k)[1] for name in emb}
     own = {name: ndcg(ids) for name, ids in exact.items()}  # each encoder with exact search
     ref = own["FP32"]
-    out = {"command": "python tools/ann_followups.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    out = {"command": "python experiments/ann_followups.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "model": args.model, "machine": ann.machine(),
            "corpus": {"queries": len(data.queries), "documents": len(data.documents)},
            "reference": {"setting": "FP32 encoder + Flat (exact)", "ndcg@10": ref},

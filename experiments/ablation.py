@@ -5,7 +5,7 @@ evaluates it on the (fast) suite against the FP32 teacher; rows are appended to 
 they finish, so an interrupted ablation continues where it stopped.
 
 Example:
-    >>> from ternlib.ablation import variants
+    >>> from experiments.ablation import variants
     >>> [name for name, _ in variants("beta")]
     ['beta=0.7', 'beta=1', 'beta=1.5', 'beta=2', 'beta=3']
 """
@@ -71,11 +71,11 @@ def run_ablation(
     progress: bool = True,
 ) -> list[dict]:
     """Run every variant of ``axes`` (skipping those already in ``out``) and return all rows."""
-    from . import TernaryConfig, freeze_
-    from .corpus import training_sentences
-    from .distill import distill, make_student, recipe
-    from .evaluation import evaluate
-    from .models import load_text_encoder
+    from ternlib import TernaryConfig, freeze_
+    from ternlib.data.corpus import training_sentences
+    from ternlib.distill import distill, make_student, recipe
+    from ternlib.evaluation import evaluate
+    from ternlib.models import load_text_encoder
 
     path = Path(out)
     state = json.loads(path.read_text()) if path.exists() else {"rows": []}
@@ -115,3 +115,38 @@ def run_ablation(
                 print(f"{axis:12s} {name:32s} retention {row['retention']['average']:.4f}", flush=True)
             del student
     return state["rows"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python experiments/ablation.py --out ablation.json --axes beta losses --steps 40``."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python experiments/ablation.py",
+        description="Ablation of the distillation recipe: each variant changes one setting of the base recipe, "
+        "trains a fresh ternary student for --steps steps and evaluates it (fast suite) against the FP32 teacher. "
+        "Rows are appended to OUT as they finish; rerun to continue.")
+    p.add_argument("--out", required=True, help="JSON file of results (appended to, resumable)")
+    p.add_argument("--axes", nargs="*", choices=list(AXES), help="default: all")
+    p.add_argument("--recipe", default="paper", help="base recipe")
+    p.add_argument("--steps", type=int, default=100, help="steps per variant")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--full-eval", action="store_true", help="evaluate on the full suite (slow)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    rows = run_ablation(args.out, axes=tuple(args.axes or AXES), base=args.recipe, steps=args.steps,
+                        batch_size=args.batch_size, fast=not args.full_eval, seed=args.seed)
+    print("\n| axis | variant | final loss | average retention |\n|---|---|---:|---:|")
+    for r in rows:
+        loss = "-" if r["final_loss"] is None else f"{r['final_loss']:.4f}"
+        print(f"| {r['axis']} | {r['variant']} | {loss} | {r['retention']['average']:.4f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

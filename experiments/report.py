@@ -8,7 +8,7 @@ stored outputs (``tests/test_summary.py``) cannot disagree.
 
 Example::
 
-    >>> from ternlib.report import summary_table, summary_markdown    # doctest: +SKIP
+    >>> from experiments.report import summary_table, summary_markdown    # doctest: +SKIP
     >>> rows = summary_table("book/artifacts")                         # doctest: +SKIP
     >>> rows[0]["ours"]["figures"][0]["text"], rows[0]["ours"]["figures"][0]["source"]  # doctest: +SKIP
     ('1.0171', '03_evaluating_text.ipynb')
@@ -124,7 +124,7 @@ def _text_storage_rows(art: Path) -> list[dict[str, Any]]:
     path = art / "text" / "best" / "model"
     s_paper = _cell("{}", _fig(f"{PAPER['text storage']:.2f}x", PAPER["text storage"], PAPER_URL))
     if (path / "ternlib.json").exists():
-        from . import load, storage_report
+        from ternlib import load, storage_report
 
         rep = storage_report(load(path))
         tot, emb, lin = rep.total, rep.rows["embeddings"], rep.ternary_linear

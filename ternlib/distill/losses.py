@@ -1,0 +1,83 @@
+"""The distillation losses, and :func:`encoder_outputs`: one view of a SentenceTransformer or a
+transformers encoder's outputs (hidden states, mask, pooled embedding) that every loss term reads.
+
+Terms (weights in :class:`~ternlib.distill.DistillConfig`): ``hidden_mse``, ``layer_mse``,
+``pooled_cos``, ``pooled_mse``, ``relational`` and ``contrastive`` (see :mod:`ternlib.distill`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..models import is_sentence_transformer
+
+CONTRASTIVE_TEMPERATURE = 0.05
+
+
+def encoder_outputs(model: nn.Module, batch: Any, layers: bool = False, pooling: str = "mean") -> dict[str, torch.Tensor]:
+    """Run ``model`` on ``batch`` and return ``hidden`` (B, T, H), ``mask`` (B, T), ``pooled`` (B, H)
+    and with ``layers`` also ``layers`` (a tuple of (B, T, H)).
+
+    ``model`` is a ``SentenceTransformer`` (``batch`` from ``model.preprocess``; pooled = its own
+    sentence embedding) or a transformers encoder (``batch`` a dict of its inputs, e.g.
+    ``pixel_values`` for a ViT; pooled = the normalized ``pooling`` of the last hidden state: the
+    masked "mean" of the tokens, or the first ("cls") token).
+    """
+    if is_sentence_transformer(model):
+        out = model(dict(batch))
+        hidden = out["token_embeddings"]  # (B, T, H)
+        mask = out.get("attention_mask", torch.ones(hidden.shape[:2], device=hidden.device))
+        res = {"hidden": hidden, "mask": mask.to(hidden.dtype), "pooled": F.normalize(out["sentence_embedding"].float(), dim=-1)}
+        if layers:
+            if "all_layer_embeddings" not in out:
+                raise RuntimeError("the model did not return its hidden states (output_hidden_states)")
+            res["layers"] = tuple(out["all_layer_embeddings"])
+        return res
+    out = model(**batch, output_hidden_states=layers, return_dict=True)
+    hidden = out.last_hidden_state  # (B, T, H)
+    mask = batch.get("attention_mask") if isinstance(batch, dict) else None
+    mask = torch.ones(hidden.shape[:2], device=hidden.device) if mask is None else mask
+    mask = mask.to(hidden.dtype)
+    if pooling == "cls":
+        pooled = hidden[:, 0]  # (B, H)
+    else:
+        pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
+    res = {"hidden": hidden, "mask": mask, "pooled": F.normalize(pooled.float(), dim=-1)}
+    if layers:
+        res["layers"] = tuple(out.hidden_states)
+    return res
+
+
+def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over valid tokens (``mask`` (B, T)) of the per-token MSE between ``a`` and ``b`` (B, T, H)."""
+    err = (a.float() - b.float()).pow(2).mean(-1)  # (B, T)
+    return (err * mask).sum() / mask.sum().clamp_min(1)
+
+
+def distill_loss(student_out: dict, teacher_out: dict, weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the loss terms and each term's value."""
+    mask = teacher_out["mask"].float()
+    parts: dict[str, torch.Tensor] = {}
+    if weights.get("hidden_mse", 0):
+        parts["hidden_mse"] = masked_mse(student_out["hidden"], teacher_out["hidden"], mask)
+    if weights.get("layer_mse", 0):
+        pairs = list(zip(student_out["layers"][1:], teacher_out["layers"][1:]))  # skip the embedding output
+        parts["layer_mse"] = sum(masked_mse(s, t, mask) for s, t in pairs) / len(pairs)
+    s, t = student_out["pooled"], teacher_out["pooled"]  # (B, H), unit norm
+    if weights.get("pooled_cos", 0):
+        parts["pooled_cos"] = (1 - (s * t).sum(-1)).mean()
+    if weights.get("pooled_mse", 0):
+        parts["pooled_mse"] = (s - t).pow(2).sum(-1).mean()
+    if weights.get("relational", 0):
+        parts["relational"] = (s @ s.T - t @ t.T).pow(2).mean()
+    if weights.get("contrastive", 0):  # (B, B) logits; the teacher's own sentence is the positive
+        logits = (s @ t.T).float() / CONTRASTIVE_TEMPERATURE
+        target = torch.arange(len(s), device=s.device)
+        # minus its value for a perfect teacher copy: zero at the optimum, like every other term
+        floor = torch.nn.functional.cross_entropy((t @ t.T).float().detach() / CONTRASTIVE_TEMPERATURE, target)
+        parts["contrastive"] = torch.nn.functional.cross_entropy(logits, target) - floor
+    total = sum(weights[k] * v for k, v in parts.items())
+    return total, {k: float(v.detach()) for k, v in parts.items()}

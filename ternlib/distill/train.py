@@ -1,0 +1,229 @@
+"""The distillation loop (:func:`distill`), the student (:func:`make_student`) and resumable training
+checkpoints (safetensors + JSON, no pickle): a resumed run ends bit-identical to an uninterrupted one."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..config import TernaryConfig
+from ..models import is_sentence_transformer
+from ..quantize import quantize_, ternary_modules
+from .config import DistillConfig
+from .losses import distill_loss, encoder_outputs
+
+# ---------------------------------------------------------------------------- checkpoints
+STATE_FILE = "state.json"
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, st in sd["state"].items():
+        for name, v in st.items():
+            tensors[f"state.{idx}.{name}"] = v.detach().cpu().contiguous() if torch.is_tensor(v) else torch.tensor(v)
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_training_state(path: Path, student: nn.Module, opt: torch.optim.Optimizer, step: int,
+                        config: DistillConfig, tconfig: TernaryConfig, history: list[dict],
+                        seconds: float = 0.0) -> Path:
+    """Write a resumable training checkpoint (safetensors + JSON; no pickle)."""
+    from safetensors.torch import save_file
+
+    path.mkdir(parents=True, exist_ok=True)
+    trainable = {k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()}
+    save_file(trainable, str(path / "student.safetensors"))
+    tensors, opt_meta = _optimizer_tensors(opt)
+    save_file(tensors, str(path / "optimizer.safetensors"))
+    save_file({"torch": torch.get_rng_state()}, str(path / "rng.safetensors"))
+    tmp = path / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps({"step": step, "distill_config": config.to_dict(), "ternary_config": tconfig.to_dict(),
+                               "optimizer": opt_meta, "history": history, "seconds": round(seconds, 1)}, indent=1))
+    os.replace(tmp, path / STATE_FILE)  # the state file lands last: its presence marks a complete checkpoint
+    return path
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The newest complete ``step_*`` checkpoint under ``output_dir``, or None."""
+    root = Path(output_dir)
+    steps = sorted(p for p in root.glob("step_*") if (p / STATE_FILE).exists())
+    return steps[-1] if steps else None
+
+
+# ---------------------------------------------------------------------------- the loop
+@dataclass
+class DistillResult:
+    student: nn.Module
+    history: list[dict]
+    seconds: float
+
+
+def _batches(n: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """Indices of the batch for optimizer step ``step``: reshuffled every epoch from the seed."""
+    per_epoch = max(1, n // batch_size)
+    epoch, pos = divmod(step, per_epoch)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=g)
+    return order[pos * batch_size:(pos + 1) * batch_size].tolist()
+
+
+def make_student(teacher: nn.Module, tconfig: TernaryConfig | None = None, filter_fn=None) -> nn.Module:
+    """A ternarized deep copy of ``teacher`` whose parameters all train (the teacher is untouched)."""
+    student = quantize_(copy.deepcopy(teacher), tconfig or TernaryConfig(), filter_fn)
+    for p in student.parameters():
+        p.requires_grad_(True)  # the copy inherits a frozen teacher's flags
+    return student
+
+
+def distill(
+    teacher: nn.Module,
+    student: nn.Module,
+    data: Sequence,
+    config: DistillConfig | None = None,
+    collate: Callable[[list], Any] | None = None,
+    output_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    stop_after: int | None = None,
+    progress: bool = True,
+    callback: Callable[[int, nn.Module], dict | None] | None = None,
+    callback_every: int = 0,
+) -> DistillResult:
+    """Train ``student`` (ternarized, see :func:`make_student`) to match the frozen ``teacher``.
+
+    Args:
+        teacher, student: ``SentenceTransformer`` s or transformers encoders.
+        data: training items (sentences, or whatever ``collate`` turns into a batch).
+        collate: ``list of items -> batch``; default for sentence-transformers: ``student.preprocess``.
+        output_dir: where training checkpoints ``step_XXXXXX/`` go; with ``resume`` the newest
+            complete one there is loaded and training continues from it.
+        stop_after: stop (after checkpointing) once this many steps are done — to simulate an
+            interruption, or to train in slices.
+        callback: ``callback(step, student) -> dict`` every ``callback_every`` steps (e.g. an
+            evaluation), merged into the history.
+
+    Returns:
+        the student (trained, still in training state: call ``ternlib.save`` to pack it), the
+        history (``step``, ``loss``, each term, ``lr``) and the training wall time, summed over
+        resumed sessions.
+    """
+    config = config or DistillConfig()
+    if len(data) < config.batch_size:
+        raise ValueError(f"need at least batch_size={config.batch_size} training items, got {len(data)}")
+    layers = list(ternary_modules(student))
+    if not layers:
+        raise ValueError("the student has no TernaryLinear: build it with make_student(teacher, TernaryConfig())")
+    if any(l.frozen for _, l in layers):
+        raise ValueError("the student is frozen (packed for inference) and cannot be trained")
+    tconfig = layers[0][1].config
+    st = is_sentence_transformer(student)
+    restore_lengths = None
+    if collate is None:
+        if not st:
+            raise ValueError("pass collate= to turn a list of items into a model batch")
+        restore_lengths = (teacher.max_seq_length, student.max_seq_length)  # put back when done
+        student.max_seq_length = teacher.max_seq_length = config.max_seq_length
+        collate = student.preprocess
+    need_layers = bool(config.losses.get("layer_mse", 0))
+    if st and need_layers:
+        for m in (teacher, student):
+            m[0].auto_model.config.output_hidden_states = True
+
+    torch.manual_seed(config.seed)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    params = [p for p in student.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    history: list[dict] = []
+    step, earlier = 0, 0.0
+    out_dir = Path(output_dir) if output_dir is not None else None
+    if out_dir is not None and resume:
+        ckpt = latest_checkpoint(out_dir)
+        if ckpt is not None:
+            step, history, earlier = _resume(ckpt, student, opt, config)
+
+    end = config.steps if stop_after is None else min(config.steps, stop_after)
+    device = next(student.parameters()).device
+    start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.steps, initial=step, desc="distill", unit="step")
+    while step < end:
+        student.train(config.student_dropout)
+        idx = _batches(len(data), config.batch_size, config.seed, step)
+        batch = collate([data[i] for i in idx])
+        if isinstance(batch, Mapping):  # a dict, or transformers' BatchEncoding (not a dict subclass)
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            with torch.no_grad():
+                t_out = encoder_outputs(teacher, batch, need_layers, config.pooling)
+            s_out = encoder_outputs(student, batch, need_layers, config.pooling)
+        loss, parts = distill_loss(s_out, t_out, config.losses)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"distillation loss became {float(loss)} at step {step}; lower the learning rate")
+        lr = config.lr_at(step)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        opt.step()
+        step += 1
+        if step % config.log_every == 0 or step in (1, end, config.steps):  # end: where a stopped run stopped
+            history.append({"step": step, "loss": float(loss.detach()), "lr": lr, **parts})
+        if callback is not None and callback_every and (step % callback_every == 0 or step == config.steps):
+            extra = callback(step, student) or {}
+            history.append({"step": step, **extra})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
+        if out_dir is not None and (
+            (config.checkpoint_every and step % config.checkpoint_every == 0) or step == end
+        ):
+            save_training_state(out_dir / f"step_{step:06d}", student, opt, step, config, tconfig, history,
+                                earlier + time.perf_counter() - start)
+    if bar is not None:
+        bar.close()
+    if st and need_layers:
+        for m in (teacher, student):
+            m[0].auto_model.config.output_hidden_states = False
+    if restore_lengths is not None:
+        teacher.max_seq_length, student.max_seq_length = restore_lengths
+    student.eval()
+    return DistillResult(student, history, earlier + time.perf_counter() - start)
+
+
+def _resume(ckpt: Path, student: nn.Module, opt: torch.optim.Optimizer,
+            config: DistillConfig) -> tuple[int, list[dict], float]:
+    from safetensors.torch import load_file
+
+    meta = json.loads((ckpt / STATE_FILE).read_text())
+    saved = DistillConfig.from_dict(meta["distill_config"])
+    operational = ("checkpoint_every", "log_every")  # may change between sessions
+    if {k: v for k, v in saved.to_dict().items() if k not in operational} != \
+            {k: v for k, v in config.to_dict().items() if k not in operational}:
+        raise ValueError(f"cannot resume from {ckpt}: it was trained with a different DistillConfig ({saved})")
+    student.load_state_dict(load_file(str(ckpt / "student.safetensors")), strict=True)
+    _load_optimizer(opt, load_file(str(ckpt / "optimizer.safetensors")), meta["optimizer"])
+    torch.set_rng_state(load_file(str(ckpt / "rng.safetensors"))["torch"])
+    return int(meta["step"]), list(meta["history"]), float(meta.get("seconds", 0.0))
