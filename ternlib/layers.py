@@ -16,8 +16,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .activations import fake_quantize_activations
 from .config import TernaryConfig
-from .kernels import PackedTernary, fake_quantize_activations, ternary_linear
+from .kernels import PackedTernary, ternary_linear
 from .packing import packed_shape, unpack
 from .ternarize import dequantize, fake_quantize, ste_weight, ternarize
 
