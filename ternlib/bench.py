@@ -292,7 +292,7 @@ def storage_bench(checkpoint: str | os.PathLike | None = None) -> dict[str, Any]
 
 
 def machine() -> dict[str, Any]:
-    from . import cpu_kernels
+    from .kernels import cpu as cpu_kernels
 
     cpu = platform.processor() or platform.machine()
     try:

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ternlib import TernaryConfig, TernaryLinear, ternarize
-from ternlib import cpu_kernels
-from ternlib import kernels as K
+from ternlib.kernels import cpu as cpu_kernels
+from ternlib.kernels import registry
 from ternlib.kernels import (PackedTernary, available_kernels, crossover, quantize_activations, select_kernel,
                              set_crossover, ternary_linear)
 
@@ -202,7 +202,7 @@ def test_loaded_sentence_transformer_uses_fast_kernels_exactly(minilm, tmp_path)
     layers = [m for _, m in ternary_modules(model)]
     assert all(m.frozen and m.config.activations == "int8" for m in layers)
     seen = []
-    real = {k: K._KERNELS[k].fn for k in ("cpu_packed", "cpu_unpacked")}
+    real = {k: registry._KERNELS[k].fn for k in ("cpu_packed", "cpu_unpacked")}
 
     def spy(name):
         def fn(x, w, b):
@@ -213,7 +213,7 @@ def test_loaded_sentence_transformer_uses_fast_kernels_exactly(minilm, tmp_path)
     texts = ["a short query", "ternary weights in a sentence encoder " * 3] * 40
     try:
         for k in real:
-            K._KERNELS[k].fn = spy(k)
+            registry._KERNELS[k].fn = spy(k)
         query = model.encode(texts[:1], convert_to_tensor=True)
         assert set(seen) == {"cpu_packed"}
         seen.clear()
@@ -221,7 +221,7 @@ def test_loaded_sentence_transformer_uses_fast_kernels_exactly(minilm, tmp_path)
         assert "cpu_unpacked" in seen
     finally:
         for k, fn in real.items():
-            K._KERNELS[k].fn = fn
+            registry._KERNELS[k].fn = fn
     os.environ["TERNLIB_KERNEL"] = "reference"
     try:
         assert torch.equal(model.encode(texts[:1], convert_to_tensor=True), query)

@@ -1,31 +1,11 @@
-"""Kernel dispatch for frozen ternary linear layers, and the pure-PyTorch reference kernel.
+"""The kernel registry: what a kernel receives, how kernels register, and how a call picks one.
 
 A kernel computes ``y = x @ W^T + b`` for ``x`` of shape ``(..., K)`` and a packed ternary
-``W`` of shape ``(N, K)``. The reference kernel below defines the truth: unpack the codes,
-multiply by the scales, call ``F.linear``. Faster kernels register beside it with
-:func:`register_kernel` and are tested against it; :func:`ternary_linear` picks, for each call,
-the highest-priority kernel whose ``supports(x, w)`` holds, unless one is named (per layer,
-``layer.kernel = "name"``, or for the whole process, ``TERNLIB_KERNEL=name``).
-
-Registered kernels: ``reference`` (any device), ``cpu_packed`` (C++, small batches),
-``cpu_unpacked`` (PyTorch int8/bf16 GEMM, large batches), ``triton_packed`` and ``triton_int8``
-(CUDA). Small against large is decided by :func:`crossover` (tokens per call).
-
-Activations: with ``activations="float"`` the reference computes ``F.linear(x, scale * codes)``;
-with ``"int8"`` it first quantizes each token (row of ``x``) to int8 with
-:func:`quantize_activations` and computes the integer products exactly, so integer kernels must
-match it bit for bit.
-
-Example:
-    >>> import torch
-    >>> from ternlib.kernels import PackedTernary, ternary_linear, available_kernels
-    >>> from ternlib import TernaryConfig, ternarize
-    >>> t = ternarize(torch.randn(8, 16), TernaryConfig())
-    >>> w = PackedTernary.from_codes(t.codes, t.scales, TernaryConfig())
-    >>> ternary_linear(torch.randn(2, 16), w).shape
-    torch.Size([2, 8])
-    >>> "reference" in available_kernels()
-    True
+``W`` of shape ``(N, K)`` (a :class:`PackedTernary`). Kernels register with
+:func:`register_kernel`; :func:`ternary_linear` picks, for each call, the highest-priority kernel
+whose ``supports(x, w)`` holds, unless one is named (per layer, ``layer.kernel = "name"``, or for
+the whole process, ``TERNLIB_KERNEL=name``). Small against large batches is decided by
+:func:`crossover` (tokens per call). The package :mod:`ternlib.kernels` re-exports all of this.
 """
 from __future__ import annotations
 
@@ -34,12 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
-from .activations import fake_quantize_activations, quantize_activations  # noqa: F401  (re-exported)
-from .config import TernaryConfig
-from .packing import pack, unpack
-from .ternarize import dequantize
+from ..config import TernaryConfig
+from ..packing import pack, unpack
+from ..ternarize import dequantize
 
 
 @dataclass
@@ -182,50 +160,3 @@ def ternary_linear(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None 
     if x.shape[-1] != w.shape[1]:
         raise ValueError(f"input has {x.shape[-1]} features in its last dimension, the layer expects {w.shape[1]}")
     return select_kernel(x, w, kernel).fn(x, w, bias)
-
-
-@register_kernel("reference", priority=0)
-def reference_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None) -> torch.Tensor:
-    """The truth.
-
-    float activations: unpack, dequantize in float32, cast to ``x.dtype``, ``F.linear``.
-    int8 activations: ``acc = q @ codes^T`` computed exactly (float64 holds every such
-    integer sum), then ``y = float32(acc) * (sx * sw) + bias`` per scale group, cast to ``x.dtype``.
-    """
-    if w.activations == "int8":
-        return _reference_int8(x, w, bias)
-    weight = w.dequantize().to(device=x.device, dtype=x.dtype)  # (N, K)
-    b = None if bias is None else bias.to(x.dtype)
-    return F.linear(x, weight, b)  # (..., N)
-
-
-def _reference_int8(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None) -> torch.Tensor:
-    n, k = w.shape
-    q, sx = quantize_activations(x)  # (..., K) int8, (..., 1) float32
-    codes = w.codes().to(x.device, torch.float64)  # (N, K)
-    scales = w.scales.to(x.device, torch.float32)  # (1|N, G)
-    g = 1 if w.group_size is None else scales.shape[1]
-    width = k if w.group_size is None else w.group_size
-    y = None
-    for j in range(g):  # scale groups of `width` input columns
-        cols = slice(j * width, min(k, (j + 1) * width))
-        acc = q[..., cols].double() @ codes[:, cols].T  # (..., N), exact integers
-        part = acc.float() * (sx * scales[:, j].reshape(-1))  # (..., N)
-        y = part if y is None else y + part
-    if y is None:  # K == 0
-        y = torch.zeros(*x.shape[:-1], n, device=x.device)
-    if bias is not None:
-        y = y + bias.to(x.device, torch.float32)
-    return y.to(x.dtype)
-
-
-def _register_backends() -> None:
-    from . import cpu_kernels  # noqa: F401  (registers cpu_packed, cpu_unpacked)
-
-    try:
-        from . import triton_kernels  # noqa: F401  (registers triton_packed, triton_int8)
-    except ImportError:
-        pass
-
-
-_register_backends()

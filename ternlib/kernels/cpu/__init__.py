@@ -38,7 +38,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .kernels import PackedTernary, crossover, register_kernel, reference_kernel
+from ...activations import quantize_activations
+from ..registry import PackedTernary, crossover, register_kernel
 
 _SRC = Path(__file__).with_name("csrc") / "ternary_cpu.cpp"
 _EXT = None
@@ -179,8 +180,6 @@ def cpu_unpacked_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | 
             acc = torch._int_mm(q, codes_t) if q.shape[0] > 0 else torch.zeros(0, n, dtype=torch.int32)  # (M, N)
             y = ext.dequant_epilogue_(acc, sx, _flat_scales(w), None if bias is None else bias.float(), -1)
         else:
-            from .kernels import quantize_activations
-
             q, sx = quantize_activations(x2)
             acc = torch._int_mm(q, codes_t)
             y = acc.float() * (sx * _flat_scales(w))

@@ -1,7 +1,7 @@
 // ternary_cpu.cpp: CPU kernels for packed ternary linear layers (compiled on first use by
-// ternlib/cpu_kernels.py through torch.utils.cpp_extension).
+// ternlib/kernels/cpu/__init__.py through torch.utils.cpp_extension).
 //
-// Weight layout "planes128" (made by ternlib.cpu_kernels.to_planes128 from the 2-bit codes):
+// Weight layout "planes128" (made by ternlib.kernels.cpu.to_planes128 from the 2-bit codes):
 //   (N, Kp/4) uint8 with Kp = K rounded up to 128. Row n is Kp/128 blocks of 32 bytes; in block b
 //   byte j holds, in bits 2s..2s+1, u = code + 1 (0, 1, 2) of column 128*b + 32*s + j. One 32-byte
 //   load and four shift-and-mask steps give 4 x 32 consecutive codes, each as an unsigned byte.
@@ -38,7 +38,7 @@ bool has_vnni() {
 
 // ------------------------------------------------------------------ per-token quantization
 // q = round_half_even(x * fl(fl(1 / amax) * 127)), scale = amax * fl(1/127), sum = sum(q); zero row -> all zero
-// (operation by operation as ternlib.kernels.quantize_activations, so the results are identical).
+// (operation by operation as ternlib.activations.quantize_activations, so the results are identical).
 constexpr float RCP127 = 1.0f / 127.0f;
 void quantize_row_scalar(const float* x, int64_t K, int64_t Kp, int8_t* q, float* scale, int32_t* sum) {
   float amax = 0.f;
