@@ -25,6 +25,7 @@ book: setup
 	@echo "book: open _build/html/index.html"
 
 test: setup
+	$(VENV)/ruff check .
 	TERNLIB_FAST=1 $(VENV)/python -m pytest -n 2 --dist loadgroup --nbmake --nbmake-timeout=1200 tests ternlib book
 
 ART := book/artifacts/text
@@ -53,7 +54,7 @@ image: setup
 	$(TL) vision --out book/artifacts/image
 
 bench: setup
-	$(TL) bench --out book/artifacts/kernels/bench_cpu.json --plot book/artifacts/kernels/bench_cpu.png
+	$(TL) bench --checkpoint $(ART)/best/model --out book/artifacts/kernels/bench_cpu.json --plot book/artifacts/kernels/bench_cpu.png
 
 notebooks: setup
 	$(VENV)/python tools/run_notebooks.py

@@ -3,7 +3,6 @@ site checked in a headless browser (tools/check_site.py) on that same build."""
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path

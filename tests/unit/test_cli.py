@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +42,40 @@ def test_vision_end_to_end_tiny(tmp_path, capsys):
     assert res["storage"]["ternary paper"]["total"]["ratio"] < 0.15
     with pytest.raises(SystemExit):
         main(["vision", "--out", str(out), "--recipes", "nope"])
+
+
+@pytest.mark.parametrize("command, cls_path, skip", [
+    ("distill", "ternlib.distill.DistillConfig", ()),
+    ("distill", "ternlib.config.TernaryConfig", ()),
+    ("quantize", "ternlib.config.TernaryConfig", ()),
+    ("eval", "ternlib.config.TernaryConfig", ("activations",)),  # eval's --activations: the loaded model's
+    ("vision", "ternlib.vision.ImageExperimentConfig", ()),
+])
+def test_options_come_from_the_config_dataclasses(command, cls_path, skip, capsys):
+    """Every field of the config is an option of the command, with the help its docstring gives."""
+    import dataclasses
+    import importlib
+
+    from ternlib.cli.options import field_help
+
+    module, name = cls_path.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    helps = field_help(cls)
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        assert f.name in helps, f"{name}.{f.name} has no entry in the docstring's Args section"
+        assert "--" + f.name.replace("_", "-") in text
+        assert " ".join(helps[f.name].split()[:4]) in text
+
+
+def test_console_script_is_installed():
+    import shutil
+    import subprocess
+
+    exe = shutil.which("ternlib") or str(Path(sys.executable).parent / "ternlib")
+    res = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "distill" in res.stdout and "vision" in res.stdout
