@@ -134,7 +134,7 @@ def section_env(run: Run) -> None:
     import torch
     import triton
 
-    import ternlib.triton_kernels as tk
+    import ternlib.kernels.triton as tk
     from ternlib.kernels import available_kernels, crossover
 
     dev = torch.device(DEVICE)
@@ -153,7 +153,7 @@ def section_env(run: Run) -> None:
 def section_correctness(run: Run) -> None:
     import torch
 
-    import ternlib.triton_kernels as tk
+    import ternlib.kernels.triton as tk
     from ternlib.kernels import quantize_activations, select_kernel, ternary_linear
 
     rows = []
@@ -305,7 +305,7 @@ def section_e2e(run: Run) -> None:
     from transformers import BertConfig, BertModel
 
     import ternlib
-    import ternlib.kernels as K
+    import ternlib.kernels.registry as K  # ternary_linear looks select_kernel up in the registry module
     from ternlib import TernaryConfig, TernaryLinear
 
     rows = []
@@ -394,7 +394,7 @@ def section_e2e(run: Run) -> None:
                       f"x{r.get('speedup_vs_fp16', float('nan')):.2f} vs fp16  kernels={r.get('kernels')}"
                       + (f"  equal_to_reference={r['equal_to_reference']} (max diff {r['max_abs_diff_vs_reference']:.3g})"
                          if "equal_to_reference" in r else ""))
-    import ternlib.triton_kernels as tk
+    import ternlib.kernels.triton as tk
 
     run.data["int8_large_choices_e2e"] = tk.tuning_log()
 
@@ -415,7 +415,7 @@ def section_layers(run: Run) -> None:
     import torch
     import torch.nn.functional as F
 
-    import ternlib.triton_kernels as tk
+    import ternlib.kernels.triton as tk
     from ternlib.kernels import reference_kernel, select_kernel, ternary_linear
 
     rows = []
@@ -451,7 +451,7 @@ def section_layers(run: Run) -> None:
                 cases["gemv_bf16"] = lambda: tk.float_matmul(xbf, w, bbf, method="gemv")
                 cases["int8_gemv_fused"] = lambda: tk.int8_matmul(x16, w8, b16, method="gemv_fused")
                 cases["int8_gemv_q"] = lambda: tk.int8_matmul(x16, w8, b16, method="gemv_q")
-                row["gemv_config"] = tk.gemv_config(m, n, k, tk._num_sms(x16.device))
+                row["gemv_config"] = tk.gemv_config(m, n, k, tk.num_sms(x16.device))
             if tk.int_mm_eligible(x16, n):
                 cases["int8_int_mm"] = lambda: tk.int8_matmul(x16, w8, b16, method="int_mm")
                 cases["cublas_int8_mm_only"] = lambda: torch._int_mm(q, codes_t)
@@ -528,16 +528,17 @@ def summarize_layers(run: Run) -> None:
 def section_sweep(run: Run) -> None:
     import torch
 
-    import ternlib.triton_kernels as tk
+    import ternlib.kernels.triton as tk
     from ternlib.kernels import ternary_linear
 
     rows = []
     run.data["sweep"] = rows
-    # tk._cfg(BLOCK_M, BLOCK_N, BLOCK_KB (packed bytes a step: 4 codes each), num_warps, num_stages)
-    small = [tk._cfg(bm, bn, bkb, wp, st) for bm in (16,) for bn in (16, 32, 64) for bkb in (32, 64, 128)
-             for wp, st in ((4, 3),) if bn * bkb <= 8192] + [tk._cfg(16, 16, 64, 2, 4), tk._cfg(16, 16, 128, 4, 4),
-                                                             tk._cfg(16, 16, 256, 4, 2), tk._cfg(16, 32, 128, 8, 3)]
-    large = [tk._cfg(bm, bn, bkb, wp, st) for bm in (64, 128) for bn in (64, 128, 256) for bkb in (16, 32, 64)
+    # cfg(BLOCK_M, BLOCK_N, BLOCK_KB (packed bytes a step: 4 codes each), num_warps, num_stages)
+    cfg = tk.make_config
+    small = [cfg(bm, bn, bkb, wp, st) for bm in (16,) for bn in (16, 32, 64) for bkb in (32, 64, 128)
+             for wp, st in ((4, 3),) if bn * bkb <= 8192] + [cfg(16, 16, 64, 2, 4), cfg(16, 16, 128, 4, 4),
+                                                             cfg(16, 16, 256, 4, 2), cfg(16, 32, 128, 8, 3)]
+    large = [cfg(bm, bn, bkb, wp, st) for bm in (64, 128) for bn in (64, 128, 256) for bkb in (16, 32, 64)
              for wp, st in ((4, 3), (8, 3)) if not (bm * bn >= 128 * 128 and wp == 4) and bm * bn * bkb <= 128 * 128 * 32]
     for n, k in NK_VALUES[1:] if DEVICE == "cuda" else NK_VALUES:
         w, b = make_weight(n, k, "row", "float")
@@ -557,7 +558,7 @@ def section_sweep(run: Run) -> None:
             for kind, fn in kinds.items():
                 results = []
                 if kind.endswith("gemv"):
-                    default = tk.gemv_config(m, n, k, tk._num_sms(x.device))
+                    default = tk.gemv_config(m, n, k, tk.num_sms(x.device))
                     grid = [dict(default, BLOCK_N=bn, BLOCK_KB=bkb, num_warps=wp) for bn in (8, 16, 32, 64)
                             for bkb in (16, 32, 64, 128) for wp in (2, 4) if default["BLOCK_M"] * bn * bkb <= 16384]
                     candidates = [default] + [c for c in grid if c != default]
@@ -617,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import ternlib.kernels  # noqa: F401  (registers the kernels)
     try:
-        import ternlib.triton_kernels  # noqa: F401
+        import ternlib.kernels.triton  # noqa: F401
     except ImportError as e:
         print(f"the Triton kernels are not available: {e}", file=sys.stderr)
         return 2

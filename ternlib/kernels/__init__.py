@@ -39,14 +39,16 @@ from .reference import reference_kernel
 from .registry import (Kernel, KernelFn, PackedTernary, SupportsFn, available_kernels, crossover, register_kernel,
                        select_kernel, set_crossover, ternary_linear, unregister_kernel)
 
-from . import cpu  # noqa: F401  (registers cpu_packed, cpu_unpacked)
+# The backends register their kernels when imported: cpu always, triton where it is installed.
+from . import cpu  # noqa: E402, F401, I001  (cpu_packed, cpu_unpacked)
 
 try:
-    from .. import triton_kernels  # noqa: F401  (registers triton_packed, triton_int8)
+    from . import triton  # noqa: F401  (triton_packed, triton_int8)
 except ImportError:  # triton is not installed
     pass
 
 __all__ = [
-    "Kernel", "KernelFn", "PackedTernary", "SupportsFn", "available_kernels", "crossover", "fake_quantize_activations", "quantize_activations",
-    "reference_kernel", "register_kernel", "select_kernel", "set_crossover", "ternary_linear", "unregister_kernel",
+    "Kernel", "KernelFn", "PackedTernary", "SupportsFn", "available_kernels", "crossover", "fake_quantize_activations",
+    "quantize_activations", "reference_kernel", "register_kernel", "select_kernel", "set_crossover", "ternary_linear",
+    "unregister_kernel",
 ]

@@ -32,7 +32,7 @@ PRELUDE = textwrap.dedent('''
     from ternlib import TernaryConfig, TernaryLinear, ternarize
     from ternlib.kernels import (PackedTernary, quantize_activations, select_kernel, set_crossover,
                                  ternary_linear)
-    import ternlib.triton_kernels as tk
+    import ternlib.kernels.triton as tk
     assert tk.INTERPRET, "TRITON_INTERPRET=1 was not seen"
 
     SHAPES = %r
@@ -86,7 +86,7 @@ def test_triton_packed_matches_reference():
                         y2 = tk.float_matmul(x, w, bias, packed=False)
                         assert torch.equal(y2, ref), (m, k, n, granularity, dtype)
                         # a configuration other than the default (several steps over K, wider tiles)
-                        y3 = tk.float_matmul(x, w, bias, config=tk._cfg(32, 64, 8, 4, 1))
+                        y3 = tk.float_matmul(x, w, bias, config=tk.make_config(32, 64, 8, 4, 1))
                         err3 = ((y3.float() - ref.float()).abs().max() / ref.float().abs().max().clamp_min(1)).item()
                         assert err3 < tol, (m, k, n, granularity, dtype, err3)
         x = x_of(2, 100).reshape(1, 2, 100)  # (..., K) inputs keep their leading shape
@@ -117,7 +117,7 @@ def test_triton_int8_equals_reference_bit_for_bit():
                             y = tk.int8_matmul(x, w, bias, method=method)
                             assert y.dtype == dtype and torch.equal(y[rows], ref), (m, k, n, granularity, dtype, method)
                             checked += 1
-                        y = tk.int8_matmul(x, w, bias, method="split", config=tk._cfg(32, 64, 8, 4, 1))
+                        y = tk.int8_matmul(x, w, bias, method="split", config=tk.make_config(32, 64, 8, 4, 1))
                         assert torch.equal(y[rows], ref), (m, k, n, granularity, dtype, "config")
         # the quantization kernel alone: bit for bit, scales and codes
         for m, k, n in SHAPES:
