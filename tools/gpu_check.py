@@ -75,6 +75,7 @@ class Run:
 # --------------------------------------------------------------------------- helpers
 def make_weight(n: int, k: int, granularity: str = "tensor", activations: str = "float", seed: int = 0):
     import torch
+
     from ternlib import TernaryConfig, ternarize
     from ternlib.kernels import PackedTernary
 
@@ -257,7 +258,10 @@ def section_correctness(run: Run) -> None:
                     y = ternary_linear(x, w, bx)
                 else:  # the GEMV explicitly: by default it is only chosen for one token
                     y = tk.float_matmul(x, w, bx, method="gemv")
-                ys = [y] + ([tk.int8_matmul(x, w, bx, method=mt) for mt in ("gemv_fused", "gemv_q")] if act == "int8" else [])
+                if act == "int8":
+                    ys = [y] + [tk.int8_matmul(x, w, bx, method=mt) for mt in ("gemv_fused", "gemv_q")]
+                else:
+                    ys = [y]
                 plans = [p for key, p in w.cache.items() if isinstance(key, tuple) and key[0] == "gemv"]
                 clean = bool(plans) and all(not p[3].any() and not p[4].any() for p in plans)
                 if act == "int8":
@@ -266,7 +270,8 @@ def section_correctness(run: Run) -> None:
                 err = rel_err(y, ref)
                 return {"ok": bool(err < TOL[str(dtype).split(".")[-1]] and clean), "rel_err": err,
                         "scratch_zero": clean, "kernel": name}
-            record({"kind": f"gemv_odd_{act}", "dtype": str(dtype).split(".")[-1], "M": m, "N": 333, "K": 257}, check_odd)
+            record({"kind": f"gemv_odd_{act}", "dtype": str(dtype).split(".")[-1], "M": m, "N": 333, "K": 257},
+                   check_odd)
 
     # many back-to-back GEMV calls on one cached scratch buffer (the last-split semaphore under load)
     for act in ("int8", "float"):
@@ -385,15 +390,16 @@ def section_e2e(run: Run) -> None:
                 a, r = outs[row["model"]], outs[lbl]
                 row["equal_to_reference"] = bool(torch.equal(a, r))
                 row["max_abs_diff_vs_reference"] = (a.float() - r.float()).abs().max().item()
-        fp_ms = next((r["ms_median"] for r in rows if r["model"] == "fp16" and r["batch"] == batch and "ms_median" in r), None)
+        fp_ms = next((r["ms_median"] for r in rows
+                      if r["model"] == "fp16" and r["batch"] == batch and "ms_median" in r), None)
         for r in rows:
             if r["batch"] == batch and "ms_median" in r:
                 if fp_ms:
                     r["speedup_vs_fp16"] = round(fp_ms / r["ms_median"], 3)
                 print(f"  {batch}x{seq} {r['model']:<26} {r['ms_median']:8.3f} ms  "
                       f"x{r.get('speedup_vs_fp16', float('nan')):.2f} vs fp16  kernels={r.get('kernels')}"
-                      + (f"  equal_to_reference={r['equal_to_reference']} (max diff {r['max_abs_diff_vs_reference']:.3g})"
-                         if "equal_to_reference" in r else ""))
+                      + (f"  equal_to_reference={r['equal_to_reference']} "
+                         f"(max diff {r['max_abs_diff_vs_reference']:.3g})" if "equal_to_reference" in r else ""))
     import ternlib.kernels.triton as tk
 
     run.data["int8_large_choices_e2e"] = tk.tuning_log()
@@ -539,7 +545,8 @@ def section_sweep(run: Run) -> None:
              for wp, st in ((4, 3),) if bn * bkb <= 8192] + [cfg(16, 16, 64, 2, 4), cfg(16, 16, 128, 4, 4),
                                                              cfg(16, 16, 256, 4, 2), cfg(16, 32, 128, 8, 3)]
     large = [cfg(bm, bn, bkb, wp, st) for bm in (64, 128) for bn in (64, 128, 256) for bkb in (16, 32, 64)
-             for wp, st in ((4, 3), (8, 3)) if not (bm * bn >= 128 * 128 and wp == 4) and bm * bn * bkb <= 128 * 128 * 32]
+             for wp, st in ((4, 3), (8, 3))
+             if not (bm * bn >= 128 * 128 and wp == 4) and bm * bn * bkb <= 128 * 128 * 32]
     for n, k in NK_VALUES[1:] if DEVICE == "cuda" else NK_VALUES:
         w, b = make_weight(n, k, "row", "float")
         w8, _ = make_weight(n, k, "row", "int8")
@@ -585,7 +592,8 @@ def section_sweep(run: Run) -> None:
                 if ok:
                     c = ok[0]["config"]
                     print(f"  {kind:<18} M={m:<5} N={n:<5} K={k:<5} best {ok[0]['gpu_us']:8.1f} us "
-                          f"(BM{c['BLOCK_M']} BN{c['BLOCK_N']} BKB{c['BLOCK_KB']} w{c['num_warps']} s{c.get('num_stages')}), "
+                          f"(BM{c['BLOCK_M']} BN{c['BLOCK_N']} BKB{c['BLOCK_KB']} w{c['num_warps']} "
+                          f"s{c.get('num_stages')}), "
                           f"default {default_us} us")
                 else:
                     print(f"  {kind:<18} M={m:<5} N={n:<5} K={k:<5} no config ran: {results[:1]}")

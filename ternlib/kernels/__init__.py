@@ -36,11 +36,23 @@ from __future__ import annotations
 
 from ..activations import fake_quantize_activations, quantize_activations  # re-exported for compatibility
 from .reference import reference_kernel
-from .registry import (Kernel, KernelFn, PackedTernary, SupportsFn, available_kernels, crossover, register_kernel,
-                       select_kernel, set_crossover, ternary_linear, unregister_kernel)
+from .registry import (
+    Kernel,
+    KernelFn,
+    PackedTernary,
+    SupportsFn,
+    available_kernels,
+    crossover,
+    register_kernel,
+    select_kernel,
+    set_crossover,
+    ternary_linear,
+    unregister_kernel,
+)
 
+# isort: split
 # The backends register their kernels when imported: cpu always, triton where it is installed.
-from . import cpu  # noqa: E402, F401, I001  (cpu_packed, cpu_unpacked)
+from . import cpu  # noqa: F401  (cpu_packed, cpu_unpacked)
 
 try:
     from . import triton  # noqa: F401  (triton_packed, triton_int8)

@@ -45,7 +45,8 @@ class PackedTernary:
         codes), so nothing is re-unpacked per call. A frozen ``TernaryLinear`` passes the same
         dict on every call; moving the layer or loading new codes into it invalidates it.
         """
-        key = (self.packed.data_ptr(), _version(self.packed), self.packed.device, self.scales.data_ptr(), _version(self.scales))
+        key = (self.packed.data_ptr(), _version(self.packed), self.packed.device, self.scales.data_ptr(),
+               _version(self.scales))
         if self.cache.get("_key") != key:
             self.cache.clear()
             self.cache["_key"] = key
@@ -84,7 +85,8 @@ _KERNELS: dict[str, Kernel] = {}
 _BY_PRIORITY: list[Kernel] = []  # _KERNELS' values, highest priority first
 
 
-def register_kernel(name: str, *, priority: int = 0, supports: SupportsFn | None = None) -> Callable[[KernelFn], KernelFn]:
+def register_kernel(name: str, *, priority: int = 0,
+                    supports: SupportsFn | None = None) -> Callable[[KernelFn], KernelFn]:
     """Decorator that registers ``fn(x, w, bias) -> y`` under ``name``.
 
     Higher ``priority`` wins when several kernels support a call; ``supports`` (default:
@@ -155,7 +157,8 @@ def select_kernel(x: torch.Tensor, w: PackedTernary, name: str | None = None) ->
     raise RuntimeError("no registered ternary kernel supports this call")  # reference supports all
 
 
-def ternary_linear(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None = None, kernel: str | None = None) -> torch.Tensor:
+def ternary_linear(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None = None,
+                   kernel: str | None = None) -> torch.Tensor:
     """``x @ W^T + bias`` for a packed ternary ``W``; ``x`` is ``(..., K)``, the result ``(..., N)``."""
     if x.shape[-1] != w.shape[1]:
         raise ValueError(f"input has {x.shape[-1]} features in its last dimension, the layer expects {w.shape[1]}")

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location("gpu_distill", Path(__file__).parents[2] / "experiments" / "gpu_distill.py")
+SCRIPT = Path(__file__).parents[2] / "experiments" / "gpu_distill.py"
+spec = importlib.util.spec_from_file_location("gpu_distill", SCRIPT)
 gpu_distill = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gpu_distill)
 

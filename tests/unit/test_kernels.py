@@ -5,10 +5,17 @@ import pytest
 import torch
 
 from ternlib import TernaryConfig, TernaryLinear, ternarize
+from ternlib.kernels import (
+    PackedTernary,
+    available_kernels,
+    crossover,
+    quantize_activations,
+    registry,
+    select_kernel,
+    set_crossover,
+    ternary_linear,
+)
 from ternlib.kernels import cpu as cpu_kernels
-from ternlib.kernels import registry
-from ternlib.kernels import (PackedTernary, available_kernels, crossover, quantize_activations, select_kernel,
-                             set_crossover, ternary_linear)
 
 needs_ext = pytest.mark.skipif(cpu_kernels.extension() is None, reason="C++ extension not built here")
 
@@ -243,3 +250,36 @@ def test_extension_rejects_bad_scales_and_biases():
         ext.linear_small(torch.randn(1, 16), planes, torch.ones(1), torch.ones(8, dtype=torch.float64), True, -1)
     with pytest.raises(RuntimeError, match="gemm_f32: scales must be 1 or N"):
         ext.linear_small(torch.randn(1, 16), planes, torch.ones(5), None, False, -1)
+
+
+def test_kernel_modules_import_nothing_back_from_the_package():
+    """registry, reference and the backends import ``..registry``, ``..reference`` and ``ternlib.activations``,
+    never ``ternlib.kernels`` itself (whose ``__init__`` imports them)."""
+    import ast
+    from pathlib import Path
+
+    import ternlib.kernels
+
+    root = Path(ternlib.kernels.__file__).parent
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "__init__.py":
+            continue
+        parts = ["ternlib", "kernels", *path.relative_to(root).with_suffix("").parts]
+        package = parts[:-1]  # the package a relative import starts from (for __init__.py: its own)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                target, names = None, [a.name for a in node.names]
+            else:
+                continue
+            modules = [target] if target is not None else names  # absolute imports: the module names
+            if target == "ternlib.kernels":  # only submodules may be named
+                bad += [f"{path.name}: from ternlib.kernels import {n}" for n in names
+                        if not (root / n).is_dir() and not (root / f"{n}.py").is_file()]
+            elif "ternlib.kernels" in modules or (target == "ternlib" and "kernels" in names):
+                bad.append(f"{path.relative_to(root)}:{node.lineno} imports ternlib.kernels")
+    assert not bad, "\n".join(bad)

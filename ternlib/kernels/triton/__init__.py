@@ -28,10 +28,10 @@ Two registered kernels (CUDA; see :mod:`ternlib.kernels` for the dispatch):
   weight dequantized to ``x.dtype``, cached with the layer (2 bytes a weight) -- exactly what
   the reference computes, at cuBLAS speed.
 
-Small ``M`` (up to :func:`gemv_max_m` tokens, default 1, as measured on an H100; ``TERNLIB_TRITON_GEMV_M``): both kernels
-use a split-K GEMV instead (:func:`gemv_matmul`; ``float_matmul(method="gemv"|"tile")`` and
-``int8_matmul(method="gemv"|"gemv_fused"|"gemv_q"|"fused"|...)`` force one). Its grid is
-(column blocks, K splits) -- >= 4 programs per SM on the encoder shapes -- each program loads
+Small ``M`` (up to :func:`gemv_max_m` tokens, default 1, as measured on an H100;
+``TERNLIB_TRITON_GEMV_M``): both kernels use a split-K GEMV instead (:func:`gemv_matmul`;
+``float_matmul(method="gemv"|"tile")`` and ``int8_matmul(method="gemv"|"gemv_fused"|"gemv_q"|"fused"|...)``
+force one). Its grid is (column blocks, K splits) -- >= 4 programs per SM on the encoder shapes -- each program loads
 one ``(BLOCK_N, BLOCK_KB)`` tile of packed bytes, multiplies each 2-bit plane with the M
 activation rows by broadcasting (no ``tl.dot``, no padding of M to 16 rows) and adds its
 partial sums into a scratch buffer with atomics (float32; int32 for int8 activations, exact in
@@ -96,12 +96,30 @@ import importlib.util
 if importlib.util.find_spec("triton") is None:
     raise ImportError("triton is not installed; the Triton kernels are not registered")
 
-from .configs import (GEMV_MAX_M, default_config, gemv_config, gemv_max_m, make_config, num_sms,  # noqa: E402
-                      set_gemv_max_m)
+from .configs import (  # noqa: E402
+    GEMV_MAX_M,
+    default_config,
+    gemv_config,
+    gemv_max_m,
+    make_config,
+    num_sms,
+    set_gemv_max_m,
+)
 from .jit import INTERPRET, load, load_error  # noqa: E402
-from .ops import (GEMV_INT8_METHODS, LARGE_INT8_METHODS, float_matmul, gemv_matmul, int8_matmul,  # noqa: E402
-                  int_mm_eligible, large_int8_method, quantization_arithmetic, quantize, triton_int8_kernel,
-                  triton_packed_kernel, tuning_log)
+from .ops import (  # noqa: E402
+    GEMV_INT8_METHODS,
+    LARGE_INT8_METHODS,
+    float_matmul,
+    gemv_matmul,
+    int8_matmul,
+    int_mm_eligible,
+    large_int8_method,
+    quantization_arithmetic,
+    quantize,
+    triton_int8_kernel,
+    triton_packed_kernel,
+    tuning_log,
+)
 
 __all__ = [
     "GEMV_INT8_METHODS", "GEMV_MAX_M", "INTERPRET", "LARGE_INT8_METHODS", "default_config", "float_matmul",

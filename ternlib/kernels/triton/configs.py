@@ -33,7 +33,8 @@ def num_sms(device: torch.device) -> int:
     key = ("sms", device)
     if key not in _STATE:
         try:
-            _STATE[key] = int(torch.cuda.get_device_properties(device).multi_processor_count) if device.type == "cuda" else 4
+            sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+            _STATE[key] = int(sms)
         except Exception:  # noqa: BLE001 - a guess is good enough for tile sizes
             _STATE[key] = 132
     return _STATE[key]

@@ -16,8 +16,17 @@ import torch.nn.functional as F
 from ...activations import quantize_activations
 from ..registry import PackedTernary, crossover, register_kernel
 from . import jit
-from .configs import (GEMV_FUSED_QUANT_BYTES, GEMV_MAX_M, cdiv, default_config, gemv_config, gemv_max_m, next_pow2,
-                      num_sms, split_config)
+from .configs import (
+    GEMV_FUSED_QUANT_BYTES,
+    GEMV_MAX_M,
+    cdiv,
+    default_config,
+    gemv_config,
+    gemv_max_m,
+    next_pow2,
+    num_sms,
+    split_config,
+)
 from .jit import INTERPRET
 
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -196,7 +205,8 @@ def int8_matmul(x2: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None, *
         def make():
             pk, s, per_row = _make_weight(w)
             meta, bm, bn = split_config(default_config(bucket, n, k, "int8", num_sms(x2.device), x2.element_size()))
-            return pk, s, dict(meta, PER_ROW=per_row, USE_LIBDEVICE=not INTERPRET, enable_fp_fusion=False), bm, bn, cdiv(n, bn)
+            kw = dict(meta, PER_ROW=per_row, USE_LIBDEVICE=not INTERPRET, enable_fp_fusion=False)
+            return pk, s, kw, bm, bn, cdiv(n, bn)
 
         pk, s, kw, bm, bn, grid_n = _plan(w, ("int8", bucket), make)
     else:
