@@ -50,7 +50,8 @@ def targets(res: dict[str, Any], encoder: str = "ternary", index: str = "HNSW") 
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL, help="ternary checkpoint (default: %(default)s)")
     p.add_argument("--sample", type=int, default=None, help="queries in a sampled corpus (default: the full set)")
     p.add_argument("--threads", type=int, default=2)

@@ -21,7 +21,8 @@ A row is a plain dict: ``key``, ``group``, ``measure``, ``note``, ``ours`` and `
 the figures), and ``plot`` (values for the chapter's charts). A figure is
 ``{"text": "0.53x", "value": 0.527..., "source": "04_fast_kernels.ipynb"}``: ``text`` is the
 number as its source prints it. A plot entry has ``label``, ``kind`` ("quality" or "cost"),
-``ours`` and ``paper`` (None: not run, or not reported; ``ours`` absent: nothing here compares). A result that is not there yet (a run not made) gives the cell
+``ours`` and ``paper`` (None: not run, or not reported; ``ours`` absent: nothing here compares). A result
+that is not there yet (a run not made) gives the cell
 ``{"template": "not yet run", "figures": []}`` instead of an error.
 """
 from __future__ import annotations
@@ -45,9 +46,9 @@ CH1, CH3, CH4 = "01_fp32_to_ternary.ipynb", "03_evaluating_text.ipynb", "04_fast
 CH5, CH6 = "05_image_embeddings.ipynb", "06_ann_search.ipynb"
 
 # The rows, in order (tests/test_summary.py parametrizes over these keys).
-ROW_KEYS = ("text-average", "text-retrieval", "text-average-large", "text-retrieval-large", "text-average-a8", "text-storage-paper", "text-storage",
-            "text-storage-linear", "text-latency-layer", "text-latency-encoder", "image-probe",
-            "image-storage", "image-latency", "ann-exact", "ann-hnsw", "ann-latency")
+ROW_KEYS = ("text-average", "text-retrieval", "text-average-large", "text-retrieval-large", "text-average-a8",
+            "text-storage-paper", "text-storage", "text-storage-linear", "text-latency-layer", "text-latency-encoder",
+            "image-probe", "image-storage", "image-latency", "ann-exact", "ann-hnsw", "ann-latency")
 
 NOT_RUN = "not yet run"
 
@@ -198,7 +199,8 @@ def _image_rows(art: Path) -> list[dict[str, Any]]:
         lat1, lat256 = res["latency"]["1"]["ratio"][timed], res["latency"]["256"]["ratio"][timed]
         ours_probe = _cell("{} -> {} ({} points lost)", *probe(fp, t, CH5))
         ours_storage = _cell("{}", _fig(f"{s_ratio:.3f}x", s_ratio, CH5))
-        ours_latency = _cell("1 image {}, 256 images {}", _fig(f"{lat1:.2f}x", lat1, CH5), _fig(f"{lat256:.2f}x", lat256, CH5))
+        ours_latency = _cell("1 image {}, 256 images {}", _fig(f"{lat1:.2f}x", lat1, CH5),
+                             _fig(f"{lat256:.2f}x", lat256, CH5))
     else:
         ours_probe = ours_storage = ours_latency = _none(NOT_RUN)
     setup = "small ViT on Fashion-MNIST, 2 CPU threads / ViT-B/16 on CIFAR, A800 GPU"
@@ -225,7 +227,9 @@ def _ann_rows(art: Path) -> list[dict[str, Any]]:
     exact, hnsw = rows.get(("ternary", "Flat")), rows.get(("ternary", "HNSW"))
 
     def pct(r):
-        return _cell("{}", _fig(f"{r['ndcg@10 vs FP32+Flat']:.1%}", r["ndcg@10 vs FP32+Flat"], CH6)) if r else _none(NOT_RUN)
+        if not r:
+            return _none(NOT_RUN)
+        return _cell("{}", _fig(f"{r['ndcg@10 vs FP32+Flat']:.1%}", r["ndcg@10 vs FP32+Flat"], CH6))
 
     unpublished = _none("not published")
     setup = ("WordNet, 48,224 queries over 117,659 documents, 2 CPU threads, the large-batch checkpoint / "
@@ -241,7 +245,8 @@ def _ann_rows(art: Path) -> list[dict[str, Any]]:
                    "ours": hnsw["ndcg@10 vs FP32+Flat"] if hnsw else None, "paper": None}]},
         {"key": "ann-latency", "group": "ANN search",
          "measure": "latency of one query (encode + search), ternary + HNSW vs FP32 + exact",
-         "ours": _cell("{}", _fig(f"{hnsw['e2e vs FP32+Flat']:.2f}x", hnsw["e2e vs FP32+Flat"], CH6)) if hnsw else _none(NOT_RUN),
+         "ours": (_cell("{}", _fig(f"{hnsw['e2e vs FP32+Flat']:.2f}x", hnsw["e2e vs FP32+Flat"], CH6))
+                  if hnsw else _none(NOT_RUN)),
          "paper": unpublished, "note": "batch 1, interleaved in one process",
          "plot": [{"label": "ANN: ternary + HNSW, query latency", "kind": "cost",
                    "ours": hnsw["e2e vs FP32+Flat"] if hnsw else None, "paper": None}]},

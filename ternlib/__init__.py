@@ -22,13 +22,12 @@ from .packing import pack, pack_2bit, pack_5trit, unpack, unpack_2bit, unpack_5t
 from .quantize import DEFAULT_SKIP, default_filter, freeze_, quantize_, ternary_modules
 from .storage import StorageReport, storage_report
 from .ternarize import TernaryWeight, dequantize, fake_quantize, reconstruction_error, sparsity, ternarize
+from .version import __version__  # noqa: F401  (ternlib.__version__)
 from .vision import DEFAULT_IMAGE_MODEL, embed_images, load_image_encoder
 
-from .version import __version__  # noqa: F401  (ternlib.__version__)
-
 __all__ = [
-    "CheckpointError", "DEFAULT_IMAGE_MODEL", "DEFAULT_SKIP", "DEFAULT_TEXT_MODEL", "Int8Embedding", "Int8EmbeddingConfig",
-    "PackedTernary", "StorageReport", "TernaryConfig", "TernaryLinear", "TernaryWeight",
+    "CheckpointError", "DEFAULT_IMAGE_MODEL", "DEFAULT_SKIP", "DEFAULT_TEXT_MODEL", "Int8Embedding",
+    "Int8EmbeddingConfig", "PackedTernary", "StorageReport", "TernaryConfig", "TernaryLinear", "TernaryWeight",
     "available_kernels", "default_filter", "dequantize", "embed_images", "fake_quantize", "freeze_", "load",
     "load_image_encoder", "load_text_encoder", "pack", "pack_2bit", "pack_5trit", "quantize_", "read_config",
     "reconstruction_error", "register_kernel", "save", "sparsity", "storage_report", "ternarize",

@@ -90,13 +90,15 @@ class LinearMultiheadAttention(nn.Module):
         mask = None  # additive float mask broadcastable to (B, h, T, S)
         if attn_mask is not None:
             am = attn_mask if attn_mask.dim() == 2 else attn_mask.view(b, self.num_heads, t, s)
-            mask = torch.zeros_like(am, dtype=q.dtype).masked_fill_(am, float("-inf")) if am.dtype == torch.bool else am.to(q.dtype)
+            mask = (torch.zeros_like(am, dtype=q.dtype).masked_fill_(am, float("-inf")) if am.dtype == torch.bool
+                    else am.to(q.dtype))
         elif is_causal:
             mask = torch.ones(t, s, dtype=torch.bool, device=q.device).triu_(1)
             mask = torch.zeros(t, s, dtype=q.dtype, device=q.device).masked_fill_(mask, float("-inf"))
         if key_padding_mask is not None:
             kpm = key_padding_mask.view(b, 1, 1, s)
-            kpm = torch.zeros_like(kpm, dtype=q.dtype).masked_fill_(kpm, float("-inf")) if kpm.dtype == torch.bool else kpm.to(q.dtype)
+            kpm = (torch.zeros_like(kpm, dtype=q.dtype).masked_fill_(kpm, float("-inf")) if kpm.dtype == torch.bool
+                   else kpm.to(q.dtype))
             mask = kpm if mask is None else mask + kpm
         p = self.dropout if self.training else 0.0
         weights = None

@@ -39,7 +39,8 @@ from .layers import TernaryLinear
 
 # (name, in_features K, out_features N)
 LAYER_SHAPES = [
-    ("MiniLM attn 384->384", 384, 384), ("MiniLM ffn-up 384->1536", 384, 1536), ("MiniLM ffn-down 1536->384", 1536, 384),
+    ("MiniLM attn 384->384", 384, 384), ("MiniLM ffn-up 384->1536", 384, 1536),
+    ("MiniLM ffn-down 1536->384", 1536, 384),
     ("BERT-base/ViT-B attn 768->768", 768, 768), ("BERT-base/ViT-B ffn-up 768->3072", 768, 3072),
     ("BERT-base/ViT-B ffn-down 3072->768", 3072, 768),
 ]
@@ -190,8 +191,7 @@ def _ternary_encoder(fp32: nn.Module, checkpoint: str | os.PathLike | None, acti
 def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 512, batch_size: int = 64,
                   repeats: int = 5, query_repeats: int = 30, progress: bool = True) -> dict[str, Any]:
     """End to end MiniLM: FP32 against bf16, int8 dynamic and the ternary checkpoint (a8 and fp-act)."""
-    from .models import load_text_encoder
-    from .models import quiet_hf
+    from .models import load_text_encoder, quiet_hf
 
     fp32 = load_text_encoder().eval()
     bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
@@ -205,7 +205,8 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
             return model.encode(texts, batch_size=bs, convert_to_tensor=True, show_progress_bar=False)
 
     out: dict[str, Any] = {"ternary source": source, "workloads": []}
-    work = [("one query", [QUERY], 1, query_repeats), (f"{n_sentences} sentences, batch {batch_size}", sents, batch_size, repeats)]
+    work = [("one query", [QUERY], 1, query_repeats),
+            (f"{n_sentences} sentences, batch {batch_size}", sents, batch_size, repeats)]
     for label, texts, bs, reps in work:
         med = interleaved({name: (lambda m=m: enc(m, texts, bs)) for name, m in models.items()}, reps, warmup=1,
                           min_seconds=1.0 if len(texts) == 1 else 0.0)
@@ -255,7 +256,8 @@ def linear_time_split(model: nn.Module, texts: list[str], batch_size: int = 64) 
 
 
 @torch.inference_mode()
-def split_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 256, repeats: int = 3) -> dict[str, Any]:
+def split_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 256,
+                repeats: int = 3) -> dict[str, Any]:
     """Where the encoder's time goes (linear layers vs everything else), FP32 and ternary (a8), medians."""
     from .models import load_text_encoder
 
@@ -263,7 +265,7 @@ def split_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 
     ternary, _ = _ternary_encoder(fp32, checkpoint, "int8")
     texts = _sentences(n_sentences)
     out: dict[str, Any] = {"sentences": n_sentences}
-    for name, model in (("fp32", fp32), ("ternary a8", ternary)):
+    for _name, model in (("fp32", fp32), ("ternary a8", ternary)):
         model.encode(texts[:8], batch_size=64, show_progress_bar=False)
     runs = {"fp32": [], "ternary a8": []}
     for _ in range(repeats):  # interleaved
@@ -334,9 +336,11 @@ def table(res: dict[str, Any]) -> str:
     for r in res.get("layers", []):
         lines.append(f"| {r['layer']} | {r['M']} | {r['ms']['fp32']:.3f} | "
                      + " | ".join(f"{r['ratio'][v]:.2f}x" for v in variants) + f" | {r['kernel a8']} |")
-    lines += ["", "| encoder workload | fp32 ms | " + " | ".join(variants) + " |", "|---|---:|" + "---:|" * len(variants)]
+    lines += ["", "| encoder workload | fp32 ms | " + " | ".join(variants) + " |",
+              "|---|---:|" + "---:|" * len(variants)]
     for w in res.get("encoder", {}).get("workloads", []):
-        lines.append(f"| {w['workload']} | {w['ms']['fp32']:.1f} | " + " | ".join(f"{w['ratio'][v]:.2f}x" for v in variants) + " |")
+        lines.append(f"| {w['workload']} | {w['ms']['fp32']:.1f} | "
+                     + " | ".join(f"{w['ratio'][v]:.2f}x" for v in variants) + " |")
     st = res.get("storage", {})
     if "ratio" in st:
         lines += ["", f"storage: ternary checkpoint {st['ternary checkpoint bytes'] / 2**20:.1f} MiB, "

@@ -15,7 +15,6 @@ from a skeleton you pass), swaps in frozen ternary layers, loads the tensors wit
 """
 from __future__ import annotations
 
-
 import contextlib
 import copy
 import dataclasses
@@ -33,7 +32,7 @@ from .config import TernaryConfig
 from .embedding import Int8Embedding
 from .layers import TernaryLinear
 from .models import is_sentence_transformer
-from .quantize import set_submodule, freeze_, ternary_modules
+from .quantize import freeze_, set_submodule, ternary_modules
 
 FORMAT = "ternlib-checkpoint"
 FORMAT_VERSION = 1
@@ -333,7 +332,8 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | 
         )
     for k, t in state.items():
         if tuple(expected[k].shape) != tuple(t.shape):
-            raise CheckpointError(f"tensor {k!r} has shape {tuple(t.shape)}, the model expects {tuple(expected[k].shape)}")
+            raise CheckpointError(f"tensor {k!r} has shape {tuple(t.shape)}, "
+                                  f"the model expects {tuple(expected[k].shape)}")
     skeleton.load_state_dict(state, strict=True)
     for _, layer in ternary_modules(skeleton):  # reject impossible codes now, not mid-inference
         try:

@@ -31,7 +31,8 @@ class TernaryLinear(nn.Module):
         >>> from ternlib import TernaryLinear, TernaryConfig
         >>> layer = TernaryLinear.from_linear(torch.nn.Linear(16, 4), TernaryConfig(beta=2.0))
         >>> layer
-        TernaryLinear(in_features=16, out_features=4, bias=True, rule=absmean, beta=2.0, granularity=tensor, packing=2bit, frozen=False)
+        TernaryLinear(in_features=16, out_features=4, bias=True, rule=absmean, beta=2.0, granularity=tensor,
+                      packing=2bit, frozen=False)
         >>> y = layer(torch.randn(3, 16)); y.sum().backward()
         >>> layer.weight.grad.shape                     # gradients reach the latent weight
         torch.Size([4, 16])
@@ -91,7 +92,8 @@ class TernaryLinear(nn.Module):
         layer.bias = nn.Parameter(torch.zeros(out_features), requires_grad=False) if bias else None
         n_groups = n_scale_groups(config, in_features)
         rows = 1 if config.granularity == "tensor" else out_features
-        layer.register_buffer("packed", torch.zeros(packed_shape((out_features, in_features), config.packing), dtype=torch.uint8))
+        layer.register_buffer("packed",
+                              torch.zeros(packed_shape((out_features, in_features), config.packing), dtype=torch.uint8))
         layer.register_buffer("scales", torch.zeros(rows, n_groups))
         layer.frozen = True
         return layer

@@ -2,8 +2,8 @@
 
 ``quantize_`` walks the model, and for a :class:`TernaryConfig` replaces every matching
 ``nn.Linear`` by a :class:`TernaryLinear` (training state; an ``nn.MultiheadAttention`` is first
-rebuilt from Linear layers, :mod:`ternlib.attention`, so its projections become ternary too); for an :class:`Int8EmbeddingConfig`
-every matching ``nn.Embedding`` by an :class:`Int8Embedding`. ``freeze_`` then packs every
+rebuilt from Linear layers, :mod:`ternlib.attention`, so its projections become ternary too); for an
+:class:`Int8EmbeddingConfig` every matching ``nn.Embedding`` by an :class:`Int8Embedding`. ``freeze_`` then packs every
 ternary layer for inference.
 """
 from __future__ import annotations
@@ -62,9 +62,11 @@ def quantize_(model: nn.Module, config: QuantConfig | None = None, filter_fn: Fi
         >>> m = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
         >>> quantize_(m, TernaryConfig(beta=1.0))
         Sequential(
-          (0): TernaryLinear(in_features=8, out_features=8, bias=True, rule=absmean, beta=1.0, granularity=tensor, packing=2bit, frozen=False)
+          (0): TernaryLinear(in_features=8, out_features=8, bias=True, rule=absmean, beta=1.0, granularity=tensor,
+                             packing=2bit, frozen=False)
           (1): ReLU()
-          (2): TernaryLinear(in_features=8, out_features=2, bias=True, rule=absmean, beta=1.0, granularity=tensor, packing=2bit, frozen=False)
+          (2): TernaryLinear(in_features=8, out_features=2, bias=True, rule=absmean, beta=1.0, granularity=tensor,
+                             packing=2bit, frozen=False)
         )
     """
     if not isinstance(model, nn.Module):

@@ -1,4 +1,5 @@
-"""Open every page of the built book in headless Chromium, as an offline reader would, and fail on what a reader would see broken.
+"""Open every page of the built book in headless Chromium, as an offline reader would, and fail on what a reader
+would see broken.
 
 Usage: python tools/check_site.py [HTML_DIR]        (default: _build/html; build it first with `make book`)
 
@@ -75,7 +76,8 @@ return {
   widgets: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
   math: mathEls.length, mjx: main.querySelectorAll("mjx-container").length,
   unrendered: unrendered.slice(0, 3).map(e => e.textContent.trim().slice(0, 80)), unrenderedCount: unrendered.length,
-  merror: [...main.querySelectorAll("mjx-merror")].map(e => (e.getAttribute("data-mjx-error") || e.textContent).slice(0, 120)),
+  merror: [...main.querySelectorAll("mjx-merror")]
+    .map(e => (e.getAttribute("data-mjx-error") || e.textContent).slice(0, 120)),
   mathjax: window.MathJax ? (window.MathJax.startup ? "loaded" : "config only") : "absent",
   tracebacks: outputs(".output.traceback, .output.error"),
   stderr: outputs(".output.stderr"),
@@ -158,9 +160,12 @@ def notebook_errors(html: Path) -> list[tuple[str, str]]:
             for out in cell.get("outputs", []):
                 text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
                 if out.get("output_type") == "error":
-                    problems.append((str(nb_path.relative_to(html)), f"cell {i}: stored error output {out.get('ename')}: {out.get('evalue', '')[:120]}"))
+                    problems.append((str(nb_path.relative_to(html)),
+                                     f"cell {i}: stored error output {out.get('ename')}: "
+                                     f"{out.get('evalue', '')[:120]}"))
                 elif out.get("name") == "stderr" and ERROR_TEXT.search(text):
-                    problems.append((str(nb_path.relative_to(html)), f"cell {i}: stderr output with an error: {text.strip()[:160]!r}"))
+                    problems.append((str(nb_path.relative_to(html)),
+                                     f"cell {i}: stderr output with an error: {text.strip()[:160]!r}"))
     return problems
 
 
@@ -203,7 +208,8 @@ def check_page(driver, url: str) -> tuple[dict, list[str], list[str]]:
             problems.append(f"{info['math']} math elements but MathJax did not run ({info['mathjax']}, {mj}; {where})"
                             + ("; is book/_static/mathjax there? run bash tools/setup.sh" if mathjax_scripts else ""))
         elif info["unrenderedCount"]:
-            problems.append(f"{info['unrenderedCount']} of {info['math']} math elements not rendered, e.g. {info['unrendered']}")
+            problems.append(f"{info['unrenderedCount']} of {info['math']} math elements not rendered, "
+                            f"e.g. {info['unrendered']}")
         for err in info["merror"]:
             problems.append(f"TeX error in math: {err!r}")
     external = [s for s in info["scripts"] if not s.startswith(origin)]
@@ -246,7 +252,8 @@ def check_links(html: Path, base: str, seen: dict[str, dict]) -> list[tuple[str,
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("html", nargs="?", default=str(ROOT / "_build" / "html"), help="the built site (default: _build/html)")
+    ap.add_argument("html", nargs="?", default=str(ROOT / "_build" / "html"),
+                    help="the built site (default: _build/html)")
     args = ap.parse_args(argv)
     html = Path(args.html).resolve()
     if not (html / "index.html").exists():
@@ -291,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAIL {page}: {problem}")
     elapsed = time.perf_counter() - start
     if problems:
-        print(f"check_site: {len(problems)} problem(s) on {len({p for p, _ in problems})} of {len(seen)} pages ({elapsed:.0f} s)")
+        print(f"check_site: {len(problems)} problem(s) on {len({p for p, _ in problems})} of {len(seen)} pages "
+              f"({elapsed:.0f} s)")
         return 1
     print(f"check_site: all {len(seen)} pages pass ({elapsed:.0f} s)")
     return 0

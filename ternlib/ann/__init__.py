@@ -35,11 +35,33 @@ Example:
     >>> build_index(x, "Binary+rescore").nbytes < build_index(x, "Flat").nbytes / 20
     True
 """
-from .benchmark import (TABLE_COLUMNS, batch1_qps, benchmark, load_corpus, machine, neighbour_recall, save_results, table,
-                        task_metrics)
+from .benchmark import (
+    TABLE_COLUMNS,
+    batch1_qps,
+    benchmark,
+    load_corpus,
+    machine,
+    neighbour_recall,
+    save_results,
+    table,
+    task_metrics,
+)
 from .encode import CACHE_DIR, Encoder, corpus_hash, embed, load_encoder
-from .index import (DEFAULT_PRESETS, FAISS_INSTALL, NORM_TOLERANCE, PRESETS, AnnError, AnnIndex, Preset, build_index,
-                    ivf_sizes, load_index, normalize, require_faiss, sign_bits)
+from .index import (
+    DEFAULT_PRESETS,
+    FAISS_INSTALL,
+    NORM_TOLERANCE,
+    PRESETS,
+    AnnError,
+    AnnIndex,
+    Preset,
+    build_index,
+    ivf_sizes,
+    load_index,
+    normalize,
+    require_faiss,
+    sign_bits,
+)
 
 __all__ = ["CACHE_DIR", "DEFAULT_PRESETS", "FAISS_INSTALL", "NORM_TOLERANCE", "PRESETS", "TABLE_COLUMNS", "AnnError",
            "AnnIndex", "Encoder", "Preset", "batch1_qps", "benchmark", "build_index", "corpus_hash", "embed",

@@ -14,7 +14,6 @@ import numpy as np
 from .encode import CACHE_DIR, Encoder, embed, load_encoder  # noqa: F401
 from .index import DEFAULT_PRESETS, PRESETS, AnnError, AnnIndex, build_index, require_faiss  # noqa: F401
 
-
 # ---------------------------------------------------------------------------------------------
 # evaluation
 
@@ -186,7 +185,8 @@ def benchmark(encoders: dict[str, Encoder] | Sequence[Encoder], data=None, index
         label = f"{row['encoder']} + {row['index']}"
         row["e2e ms"], row["e2e vs FP32+Flat"] = 1e3 * med[label], med[label] / med[ref_label]
     ref_ndcg = next(r["ndcg@10"] for r in res["rows"] if r["encoder"] == teacher.name and r["index"] == "Flat") \
-        if teacher.name in {e.name for e in encs.values()} else task_metrics(exact_teacher, data.relevant, k=k)["ndcg@10"]
+        if teacher.name in {e.name for e in encs.values()} \
+        else task_metrics(exact_teacher, data.relevant, k=k)["ndcg@10"]
     res["reference ndcg@10"] = ref_ndcg
     for row in res["rows"]:
         row["ndcg@10 vs FP32+Flat"] = row["ndcg@10"] / ref_ndcg
@@ -221,6 +221,7 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"| {r['encoder']} | {r['index']} | " + " | ".join(
             fmt.format(r[key]) if key in r else "-" for key, _, fmt in TABLE_COLUMNS) + " |")
     c = res["corpus"]
+    ref = res["latency"]["reference"]
     lines += ["", f"{c['queries']:,} queries, {c['documents']:,} documents, k = {res['k']}; "
-                  f"latency reference: {res['latency']['reference']} ({res['latency']['ms'][res['latency']['reference']]:.2f} ms)"]
+                  f"latency reference: {ref} ({res['latency']['ms'][ref]:.2f} ms)"]
     return "\n".join(lines)

@@ -49,7 +49,8 @@ def load_encoder(spec: str = "fp32", activations: str = "int8") -> Encoder:
         digest = hashlib.sha256((path / "ternlib.json").read_bytes())
         for f in sorted(path.glob("*.safetensors")):
             digest.update(f"{f.name}:{f.stat().st_size}".encode())
-        return Encoder("ternary", f"ternary-{digest.hexdigest()[:12]}-{activations}", load(path, activations=activations))
+        return Encoder("ternary", f"ternary-{digest.hexdigest()[:12]}-{activations}",
+                       load(path, activations=activations))
     if path.exists():
         raise FileNotFoundError(f"{path} is not a ternlib checkpoint (no ternlib.json); pass 'fp32' or a "
                                 f"checkpoint directory written by ternlib.save")

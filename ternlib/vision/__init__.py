@@ -16,11 +16,26 @@ Example:
     >>> embed_images(enc, torch.zeros(3, 1, 28, 28, dtype=torch.uint8)).shape   # (N, hidden) [CLS] embeddings
     (3, 32)
 """
-from .encoders import (DEFAULT_IMAGE_MODEL, classifier_accuracy, embed_images, hidden_mse, load_image_encoder,
-                       require_transformers, tiny_vit_config, train_teacher)
+from .encoders import (
+    DEFAULT_IMAGE_MODEL,
+    classifier_accuracy,
+    embed_images,
+    hidden_mse,
+    load_image_encoder,
+    require_transformers,
+    tiny_vit_config,
+    train_teacher,
+)
 from .experiment import IMAGE_RECIPES, ImageExperimentConfig, latency, results_table, run_experiment
-from .images import (FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageSet, ImageTransform,
-                     PixelCollate, load_fashion_mnist)
+from .images import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_MEAN,
+    FASHION_MNIST_STD,
+    ImageSet,
+    ImageTransform,
+    PixelCollate,
+    load_fashion_mnist,
+)
 from .probe import knn_probe, linear_probe
 
 __all__ = ["DEFAULT_IMAGE_MODEL", "FASHION_MNIST_CLASSES", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "IMAGE_RECIPES",

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .images import (FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageSet, ImageTransform)
+from .images import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageSet, ImageTransform
 
 DEFAULT_IMAGE_MODEL = "google/vit-base-patch16-224"  # the paper's image encoder (online)
 
@@ -115,7 +115,8 @@ def train_teacher(train: ImageSet, config=None, epochs: float = 4, batch_size: i
         y = train.labels[idx]
         logits = model(pixel_values=x).logits  # (B, classes)
         loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-        lr_now = lr * ((step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup))))
+        lr_now = lr * ((step + 1) / warmup if step < warmup
+                       else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup))))
         for grp in opt.param_groups:
             grp["lr"] = lr_now
         opt.zero_grad(set_to_none=True)

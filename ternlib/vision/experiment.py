@@ -13,11 +13,8 @@ from typing import Any, Literal
 import torch
 import torch.nn as nn
 
-from .images import (ImageSet, ImageTransform,
-                     PixelCollate, load_fashion_mnist)
-
 from .encoders import classifier_accuracy, embed_images, hidden_mse, require_transformers, train_teacher
-
+from .images import ImageSet, ImageTransform, PixelCollate, load_fashion_mnist
 
 # Distillation recipes for images: the paper's (absmean beta=2, per tensor, last-hidden-state MSE,
 # lr 1e-3 as its ViT run) and the text chapter's best losses on the [CLS] embedding.
@@ -32,14 +29,16 @@ class ImageExperimentConfig:
     """Sizes and steps of :func:`run_experiment`; ``fast()`` is the CI-sized version.
 
     Args:
-        n_train: a seeded sample of this many training images for the teacher and the distillation (None: all 60,000).
+        n_train: a seeded sample of this many training images for the teacher and the distillation
+            (None: all 60,000).
         n_test: test images for the probes (None: all 10,000).
         n_probe_train: training images whose features fit the probes (None: n_train).
         teacher_epochs: epochs of teacher training.
         distill_steps: distillation steps per recipe.
         distill_batch: unlabelled images per distillation step.
         distill_lr: peak learning rate of the distillation.
-        recipes: distillation recipes to run (paper: hidden-state MSE, beta 2; best: + [CLS] cosine and relational, beta 1.5).
+        recipes: distillation recipes to run (paper: hidden-state MSE, beta 2; best: + [CLS] cosine and
+            relational, beta 1.5).
         latency_repeats: timed calls per encoder and batch size.
         seed: seed of the samples, the teacher and the distillation.
     """
@@ -72,7 +71,8 @@ class ImageExperimentConfig:
 
 
 def features(encoders: dict[str, nn.Module], train: ImageSet, test: ImageSet, progress: bool) -> dict[str, tuple]:
-    return {name: (embed_images(enc, train, progress=progress), embed_images(enc, test)) for name, enc in encoders.items()}
+    return {name: (embed_images(enc, train, progress=progress), embed_images(enc, test))
+            for name, enc in encoders.items()}
 
 
 def latency(encoders: dict[str, nn.Module], images: torch.Tensor, batch_sizes=(1, 256), repeats: int = 20) -> dict:
@@ -103,9 +103,9 @@ def run_experiment(out_dir: str | os.PathLike, config: ImageExperimentConfig | N
     """
     from ..checkpoint import load, save
     from ..config import TernaryConfig
+    from ..distill import DistillConfig, distill, make_student
     from ..quantize import freeze_
     from ..storage import storage_report
-    from ..distill import DistillConfig, distill, make_student
     from .probe import knn_probe, linear_probe
 
     cfg = config or ImageExperimentConfig()
@@ -139,7 +139,8 @@ def run_experiment(out_dir: str | os.PathLike, config: ImageExperimentConfig | N
     for p in teacher.parameters():
         p.requires_grad_(False)
     res["teacher"] = {**{k: v for k, v in tmeta.items() if k != "history"},
-                      "test_accuracy": classifier_accuracy(clf, test), "params": sum(p.numel() for p in teacher.parameters())}
+                      "test_accuracy": classifier_accuracy(clf, test),
+                      "params": sum(p.numel() for p in teacher.parameters())}
     log(f"teacher: its own head scores {res['teacher']['test_accuracy']:.4f} on {len(test):,} test images")
 
     # 2. ternary encoders: round-to-nearest (no training) and one distilled per recipe
@@ -154,7 +155,8 @@ def run_experiment(out_dir: str | os.PathLike, config: ImageExperimentConfig | N
                              losses=r["losses"], pooling="cls", seed=cfg.seed, log_every=10)
         log(f"distill[{name}]: {dcfg.steps} steps x {dcfg.batch_size} unlabelled images, losses {r['losses']}")
         result = distill(teacher, student, range(len(train)), dcfg,
-                         collate=PixelCollate(train, ImageTransform.for_model(teacher), augment=False), progress=progress)
+                         collate=PixelCollate(train, ImageTransform.for_model(teacher), augment=False),
+                         progress=progress)
         path = save(result.student, out / name / "model")
         (out / name / "history.json").write_text(json.dumps(result.history, indent=1) + "\n")
         res["distill"][name] = {"seconds": round(result.seconds, 1), "beta": r["beta"], "losses": r["losses"],
@@ -170,7 +172,8 @@ def run_experiment(out_dir: str | os.PathLike, config: ImageExperimentConfig | N
     res["probes"] = {}
     for name, (xa, xb) in feats.items():
         ya, yb = probe_train.labels.numpy(), test.labels.numpy()
-        res["probes"][name] = {"linear": linear_probe(xa, ya, xb, yb)["accuracy"], "knn": knn_probe(xa, ya, xb, yb)["accuracy"]}
+        res["probes"][name] = {"linear": linear_probe(xa, ya, xb, yb)["accuracy"],
+                               "knn": knn_probe(xa, ya, xb, yb)["accuracy"]}
         log(f"  {name:18s} linear {res['probes'][name]['linear']:.4f}  k-NN {res['probes'][name]['knn']:.4f}")
 
     # 4. storage and latency of the FP32 teacher and the best ternary encoder (as loaded)

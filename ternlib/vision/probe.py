@@ -8,7 +8,8 @@ Example:
     >>> from ternlib.vision.probe import linear_probe, knn_probe
     >>> rng = np.random.default_rng(0)
     >>> y = rng.integers(0, 3, 300); x = np.eye(3)[y] + 0.1 * rng.standard_normal((300, 3))
-    >>> linear_probe(x[:200], y[:200], x[200:], y[200:])["accuracy"], knn_probe(x[:200], y[:200], x[200:], y[200:])["accuracy"]
+    >>> (linear_probe(x[:200], y[:200], x[200:], y[200:])["accuracy"],
+    ...  knn_probe(x[:200], y[:200], x[200:], y[200:])["accuracy"])
     (1.0, 1.0)
 """
 from __future__ import annotations

@@ -76,7 +76,7 @@ def test_summary_notebook_shows_the_current_table(rows):
 
 
 def test_links_point_to_chapters(rows):
-    for _, side, fig in report.figures(rows):
+    for _, _side, fig in report.figures(rows):
         if fig["source"].endswith(".ipynb"):
             stem = fig["source"].removesuffix(".ipynb")
             assert any((BOOK / f"{stem}{ext}").exists() for ext in (".ipynb", ".md")), fig["source"]

@@ -4,8 +4,18 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ternlib import (CheckpointError, freeze_, Int8EmbeddingConfig, TernaryConfig, TernaryLinear, load, quantize_, save,
-                     storage_report, ternary_modules)
+from ternlib import (
+    CheckpointError,
+    Int8EmbeddingConfig,
+    TernaryConfig,
+    TernaryLinear,
+    freeze_,
+    load,
+    quantize_,
+    save,
+    storage_report,
+    ternary_modules,
+)
 from ternlib.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 
 SENTENCES = ["Ternary weights take one of three values.", "A cat sat on the mat.", "x"]
@@ -40,7 +50,8 @@ def test_minilm_linear_storage_targets(minilm, tmp_path):
         lin = report.ternary_linear
         assert lin.params == 10_764_288 + 21_120  # 37 layers' weights and biases
         assert lin.ratio <= bound, (packing, lin.ratio)
-        assert report.rows["linear codes"].ratio == pytest.approx(2 / 32 if packing == "2bit" else 8 / 5 / 32, rel=5e-3)  # rows pad to whole bytes
+        # rows pad to whole bytes
+        assert report.rows["linear codes"].ratio == pytest.approx(2 / 32 if packing == "2bit" else 8 / 5 / 32, rel=5e-3)
         # the report counts what save writes: the file holds those bytes plus the float parts
         save(m, tmp_path / packing)
         stored = report.total.bytes

@@ -6,9 +6,18 @@ import zlib
 import numpy as np
 import pytest
 
-from ternlib.evaluation import (TASKS, evaluate, load_results, logreg_accuracy, ranking_metrics,
-                                results_table, save_results, spearman, train_test_indices)
 from ternlib.data import text as D
+from ternlib.evaluation import (
+    TASKS,
+    evaluate,
+    load_results,
+    logreg_accuracy,
+    ranking_metrics,
+    results_table,
+    save_results,
+    spearman,
+    train_test_indices,
+)
 from ternlib.evaluation.metrics import top_k
 
 LOG2_3 = math.log2(3)
@@ -129,7 +138,8 @@ NOUN_LINE = ("02084071 05 n 03 dog 0 domestic_dog 0 Canis_familiaris 0 001 @ 020
              'a member of the genus Canis; "the dog barked all night"  \n')
 ADJ_LINE = ('00185160 00 s 01 on_tap(p) 0 001 & 00183053 a 0000 | available for immediate use; '
             '"extra personnel on tap"; "other sports and entertainment facilities are on tap"  \n')
-VERB_LINE = "00001740 29 v 04 breathe 0 take_a_breath 0 respire 0 suspire 3 000 | draw air into, and expel out of the lungs  \n"
+VERB_LINE = ("00001740 29 v 04 breathe 0 take_a_breath 0 respire 0 suspire 3 000 | "
+             "draw air into, and expel out of the lungs  \n")
 
 
 def test_parse_wordnet_lines():

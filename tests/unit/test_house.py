@@ -102,7 +102,8 @@ def test_no_module_uses_another_modules_private_names():
     for m in MODULES:
         for target, names, line in _imports(m):
             if target.startswith("ternlib") and target != m:
-                bad += [f"{m}:{line} imports {target}.{n}" for n in names if n.startswith("_") and not n.startswith("__")]
+                bad += [f"{m}:{line} imports {target}.{n}" for n in names
+                        if n.startswith("_") and not n.startswith("__")]
         tree = ast.parse(MODULES[m].read_text())
         aliases = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                    for a in node.names if (_resolve(m, node) + "." + a.name) in MODULES}

@@ -5,7 +5,6 @@ import torch.nn.functional as F
 from ternlib import PackedTernary, TernaryConfig, TernaryLinear, available_kernels, register_kernel, ternarize
 from ternlib import kernels as K
 
-
 CONFIGS = [
     TernaryConfig(),
     TernaryConfig(beta=1.0, granularity="row"),

@@ -2,8 +2,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ternlib import (Int8Embedding, Int8EmbeddingConfig, TernaryConfig, TernaryLinear, freeze_, quantize_,
-                     ternary_modules)
+from ternlib import (
+    Int8Embedding,
+    Int8EmbeddingConfig,
+    TernaryConfig,
+    TernaryLinear,
+    freeze_,
+    quantize_,
+    ternary_modules,
+)
 
 
 def _linear_names(model):
@@ -41,8 +48,16 @@ def test_minilm_gradients_reach_latent_weights(minilm):
 
 
 def _tiny_models():
-    from transformers import (DistilBertConfig, DistilBertForSequenceClassification, DistilBertModel,
-                              RobertaConfig, RobertaModel, ViTConfig, ViTForImageClassification, ViTModel)
+    from transformers import (
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        DistilBertModel,
+        RobertaConfig,
+        RobertaModel,
+        ViTConfig,
+        ViTForImageClassification,
+        ViTModel,
+    )
 
     small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
     vit_cfg = ViTConfig(image_size=32, patch_size=8, num_channels=3, num_labels=5, **small)

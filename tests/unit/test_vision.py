@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from ternlib import TernaryConfig, freeze_, load, quantize_, save, ternary_modules
-from ternlib.distill import DistillConfig, distill, make_student
 from ternlib.data.text import DataNotFoundError
+from ternlib.distill import DistillConfig, distill, make_student
+from ternlib.vision import embed_images, hidden_mse, load_image_encoder, tiny_vit_config
 from ternlib.vision.images import FASHION_MNIST_DIR, ImageSet, ImageTransform, PixelCollate, load_fashion_mnist
 from ternlib.vision.probe import knn_probe, linear_probe
-from ternlib.vision import embed_images, hidden_mse, load_image_encoder, tiny_vit_config
 
 transformers = pytest.importorskip("transformers")
 needs_fashion = pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists(),
@@ -60,7 +60,8 @@ def test_fashion_mnist_bad_files(tmp_path):
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip")
     with pytest.raises(DataNotFoundError, match="gzip"):
         load_fashion_mnist("test", root=tmp_path)
-    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", 0x803, (3, 28, 28), bytes(range(256)) * 9 + bytes(3 * 784 - 2304))
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", 0x803, (3, 28, 28),
+               bytes(range(256)) * 9 + bytes(3 * 784 - 2304))
     data = load_fashion_mnist("test", root=tmp_path)
     assert data.images.shape == (3, 1, 28, 28) and data.images.flatten()[:256].tolist() == list(range(256))
 
@@ -117,8 +118,8 @@ def test_vit_quantize_distill_save_load_roundtrip(tmp_path):
     before = hidden_mse(make_student(teacher, TernaryConfig(beta=1.5)).eval(), teacher, images)
     cfg = DistillConfig(steps=30, batch_size=16, lr=3e-3, losses={"hidden_mse": 1, "pooled_cos": 1}, pooling="cls",
                         warmup_ratio=0.1)
-    res = distill(teacher, student, range(len(images)), cfg, collate=PixelCollate(images, ImageTransform.for_model(teacher)),
-                  progress=False)
+    res = distill(teacher, student, range(len(images)), cfg,
+                  collate=PixelCollate(images, ImageTransform.for_model(teacher)), progress=False)
     assert hidden_mse(res.student, teacher, images) < before  # distillation moves the student to the teacher
     path = save(freeze_(res.student), tmp_path / "vit")
     assert json.loads((path / "ternlib.json").read_text())["init_kwargs"] == {"add_pooling_layer": False}
