@@ -8,9 +8,12 @@ Public API::
     save(model, "ckpt/")                                  # packed 2-bit codes + scales, safetensors
     model = load("ckpt/")                                 # frozen, ready for inference
 
-Modules by concept: ternarize / packing / layers / quantize (the core), kernels / cpu_kernels /
-triton_kernels (inference), distill, evaluation, images / vision / probe (image encoders),
-ann (FAISS search), bench, storage, checkpoint, report (the book's summary table).
+Modules by concept: config / ternarize / packing / layers / quantize / attention / embedding (the
+core), activations and kernels/ (inference: registry, reference, cpu/, triton/), checkpoint and
+storage, models (loading encoders), distill/ (self-distillation), data/ (text data and the training
+corpus), evaluation/, vision/ (image encoders, images, probes), ann/ (FAISS search), bench, theory,
+and cli/ (the ``ternlib`` command). ``import ternlib`` stays light: transformers, torchvision,
+FAISS and scikit-learn load only when a feature that needs them runs.
 """
 from .checkpoint import CheckpointError, load, read_config, save
 from .config import TernaryConfig

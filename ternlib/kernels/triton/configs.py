@@ -1,7 +1,7 @@
 """Launch configurations of the Triton kernels: tile sizes, warps, stages; the GEMV's token limit.
 
 Simple rules on ``M``, ``N``, ``K`` and the number of SMs, no autotuning (see
-:func:`default_config` and :func:`gemv_config`); ``tools/gpu_check.py --sweep`` times others.
+:func:`default_config` and :func:`gemv_config`); ``experiments/gpu_check.py --sweep`` times others.
 Nothing here imports triton.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ def default_config(m: int, n: int, k: int, kind: str, sms: int = 132, elem_bytes
     ``sms`` programs, 32 bytes (128 codes) a step. ``elem_bytes``: bytes of an activation
     (float32: smaller tiles; its exact dots run on the FMA units).
     Chosen by hand (register and shared-memory use checked by compiling for sm_90: no spills,
-    at most ~140 KiB of shared memory); ``tools/gpu_check.py --sweep`` times others.
+    at most ~140 KiB of shared memory); ``experiments/gpu_check.py --sweep`` times others.
     """
     kb = cdiv(k, 4)
     bkb = min(128, max(32, next_pow2(kb)))

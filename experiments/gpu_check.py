@@ -24,8 +24,8 @@ rest goes on; the JSON is rewritten after every section, so a run cut short keep
 5. ``sweep`` (only with ``--sweep``): other tile sizes for the kernels, best first.
 
 Usage, from the repository root on a CUDA machine:
-    python tools/gpu_check.py                       # JSON to $OUT/gpu_check.json (or ./gpu_check.json)
-    python tools/gpu_check.py --out results.json --sweep --max-seconds 480
+    python experiments/gpu_check.py                       # JSON to $OUT/gpu_check.json (or ./gpu_check.json)
+    python experiments/gpu_check.py --out results.json --sweep --max-seconds 480
 """
 from __future__ import annotations
 
