@@ -48,7 +48,8 @@ LOSS_KEYS = {"hidden_mse", "pooled_cos", "relational", "contrastive", "layer_mse
 def pack(dest: Path) -> None:
     from safetensors.torch import load_file, save_file
 
-    from ternlib.data.text import WORDNET_DIR, brown_dir, gensim_data_dir
+    from ternlib.data.assets import locate
+    from ternlib.data.text import brown_dir, gensim_data_dir
     from ternlib.models import resolve_text_model
 
     teacher = Path(resolve_text_model(None))
@@ -63,7 +64,7 @@ def pack(dest: Path) -> None:
               str(dest / "teacher" / "model_fp16.safetensors"), metadata={"format": "pt"})
     with tarfile.open(dest / "data.tar.xz", "w:xz") as tar:
         for pos in ("noun", "verb", "adj", "adv"):
-            tar.add(WORDNET_DIR / f"data.{pos}", f"wordnet/data.{pos}")
+            tar.add(locate("wordnet") / f"data.{pos}", f"wordnet/data.{pos}")
         tar.add(brown_dir(), "brown")
         for name in GENSIM_FILES:
             tar.add(gensim_data_dir() / name, f"gensim/{name}")

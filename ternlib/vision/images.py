@@ -3,9 +3,8 @@
 Images are kept as uint8 tensors ``(N, C, H, W)``; :class:`ImageTransform` turns a batch of them
 into a model's ``pixel_values`` (resize, channel repeat, optional augmentation, normalization).
 
-- Fashion-MNIST (60k train / 10k test, 28x28 grey, MIT) is read from the Debian package
-  ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``) or, online, downloaded by
-  torchvision.
+- Fashion-MNIST (60k train / 10k test, 28x28 grey, MIT) is the data layer's ``fashion-mnist``
+  asset: the Debian package ``dataset-fashion-mnist``, the user cache, or torchvision's download.
 - CIFAR-10/100 (the paper's linear-probe sets) come from torchvision (online).
 
 Example:
@@ -26,9 +25,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data import DataNotFoundError
+from ..data.assets import ASSETS, DataNotFoundError, locate
 
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 FASHION_MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -82,30 +80,39 @@ def _read_idx(path: Path, magic: int, dims: int) -> torch.Tensor:
     return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(shape)
 
 
+def fashion_mnist_dir(root: str | os.PathLike | None = None, download: bool | None = None,
+                      split: str | None = None) -> Path:
+    """The folder of the four Fashion-MNIST files: ``root`` (or its torchvision layout
+    ``root/FashionMNIST/raw``; with ``download=True`` torchvision downloads into it), else the
+    ``fashion-mnist`` asset (:func:`ternlib.data.assets.locate`: ``$TERNLIB_FASHION_MNIST``, the Debian
+    package, the user cache, or torchvision's download). With ``split``, a ``root`` holding only
+    that split's two files will do."""
+    if root is not None:
+        root = Path(root).expanduser()
+        need = FASHION_MNIST_FILES[split] if split in FASHION_MNIST_FILES else ASSETS["fashion-mnist"].files
+        for d in (root, root / "FashionMNIST" / "raw"):
+            if all((d / f).is_file() for f in need):
+                return d
+        if download:
+            from torchvision.datasets import FashionMNIST
+
+            for train in (True, False):
+                FashionMNIST(str(root), train=train, download=True)
+            return root / "FashionMNIST" / "raw"
+    return locate("fashion-mnist", root, download)
+
+
 def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = None,
-                       download: bool = False) -> ImageSet:
+                       download: bool | None = None) -> ImageSet:
     """Fashion-MNIST ``split`` ("train": 60,000 images, "test": 10,000) as an :class:`ImageSet`.
 
-    Reads the gzipped IDX files from ``root`` (default: the Debian package's directory, or the
-    ``TERNLIB_FASHION_MNIST`` environment variable). With ``download=True`` and the files absent,
-    torchvision downloads them into ``root`` (online only).
+    Reads the gzipped IDX files from :func:`fashion_mnist_dir` (``root``, else wherever the data
+    layer finds them, downloading them with torchvision when they are nowhere and downloads are on).
     """
     if split not in FASHION_MNIST_FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    root = Path(root or os.environ.get("TERNLIB_FASHION_MNIST", FASHION_MNIST_DIR))
+    where = fashion_mnist_dir(root, download, split)
     img_name, lab_name = FASHION_MNIST_FILES[split]
-    candidates = [root, root / "FashionMNIST" / "raw"]  # the second is torchvision's layout
-    where = next((d for d in candidates if (d / img_name).exists() and (d / lab_name).exists()), None)
-    if where is None and download:
-        from torchvision.datasets import FashionMNIST
-
-        FashionMNIST(str(root), train=split == "train", download=True)
-        where = root / "FashionMNIST" / "raw"
-    if where is None:
-        raise DataNotFoundError(
-            f"Fashion-MNIST is not installed in {root}. Install it with: sudo apt-get install "
-            f"dataset-fashion-mnist (Debian/Ubuntu), or pass download=True (online) / set TERNLIB_FASHION_MNIST"
-        )
     images = _read_idx(where / img_name, 0x803, 3)  # (N, 28, 28)
     labels = _read_idx(where / lab_name, 0x801, 1).long()  # (N,)
     if len(images) != len(labels):
@@ -113,9 +120,13 @@ def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = No
     return ImageSet(images.unsqueeze(1), labels, FASHION_MNIST_CLASSES, f"fashion-mnist/{split}")
 
 
-def load_torchvision_images(name: str, split: str = "train", root: str | os.PathLike = "~/.cache/ternlib/data",
+def load_torchvision_images(name: str, split: str = "train", root: str | os.PathLike | None = None,
                             download: bool = True) -> ImageSet:
-    """CIFAR-10 / CIFAR-100 / Fashion-MNIST through torchvision (downloads online) as an ImageSet."""
+    """CIFAR-10 / CIFAR-100 / Fashion-MNIST through torchvision (downloads online) as an ImageSet;
+    ``root`` defaults to ``<user cache>/data`` (:func:`ternlib.data.assets.cache_dir`)."""
+    from ..data.assets import cache_dir
+
+    root = cache_dir() / "data" if root is None else root
     import torchvision.datasets as tvd
 
     sets = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "fashion-mnist": tvd.FashionMNIST}

@@ -28,8 +28,8 @@ def test_bad_arguments():
         main(["frobnicate"])
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist").exists(),
-                    reason="sudo apt-get install dataset-fashion-mnist")
+@pytest.mark.skipif(__import__("ternlib.data.assets").data.assets.where()["fashion-mnist"] == "missing",
+                    reason="ternlib data fetch fashion-mnist")
 def test_vision_end_to_end_tiny(tmp_path, capsys):
     """The chapter 5 command on a tiny budget: trains a teacher, distills, probes, writes everything."""
     out = tmp_path / "img"

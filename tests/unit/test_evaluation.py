@@ -220,14 +220,17 @@ def test_missing_data_names_the_package(tmp_path):
 def test_gensim_data_dir_override(tmp_path, monkeypatch):
     import shutil
 
-    for name in ("lee.cor", "similarities0-1.txt"):
+    from ternlib.data.assets import GENSIM_FILES
+
+    for name in GENSIM_FILES:
         shutil.copy(D.gensim_data_dir() / name, tmp_path / name)
     monkeypatch.setenv("TERNLIB_GENSIM_DATA_DIR", str(tmp_path))
     assert D.gensim_data_dir() == tmp_path and len(D.lee_sts()) == 1225
-    with pytest.raises(D.DataNotFoundError, match="polarity.cor not found"):
-        D.polarity()  # a file the copy lacks
+    (tmp_path / "pang_lee_polarity.cor").unlink()  # a copy that lacks a file is named, not skipped
+    with pytest.raises(D.DataNotFoundError, match="missing pang_lee_polarity.cor"):
+        D.polarity()
     monkeypatch.setenv("TERNLIB_GENSIM_DATA_DIR", str(tmp_path / "missing"))
-    with pytest.raises(D.DataNotFoundError, match="is not a folder"):
+    with pytest.raises(D.DataNotFoundError, match="TERNLIB_GENSIM_DATA_DIR"):
         D.gensim_data_dir()
 
 

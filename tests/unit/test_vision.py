@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from ternlib import TernaryConfig, freeze_, load, quantize_, save, ternary_modules
+from ternlib.data.assets import where
 from ternlib.data.text import DataNotFoundError
 from ternlib.distill import DistillConfig, distill, make_student
 from ternlib.vision import embed_images, hidden_mse, load_image_encoder, tiny_vit_config
-from ternlib.vision.images import FASHION_MNIST_DIR, ImageSet, ImageTransform, PixelCollate, load_fashion_mnist
+from ternlib.vision.images import ImageSet, ImageTransform, PixelCollate, load_fashion_mnist
 from ternlib.vision.probe import knn_probe, linear_probe
 
 transformers = pytest.importorskip("transformers")
-needs_fashion = pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists(),
-                                   reason="sudo apt-get install dataset-fashion-mnist")
+needs_fashion = pytest.mark.skipif(where()["fashion-mnist"] == "missing", reason="ternlib data fetch fashion-mnist")
 
 
 def tiny_vit(**kw):
