@@ -26,7 +26,6 @@ from .quantize import DEFAULT_SKIP, default_filter, freeze_, quantize_, ternary_
 from .storage import StorageReport, storage_report
 from .ternarize import TernaryWeight, dequantize, fake_quantize, reconstruction_error, sparsity, ternarize
 from .version import __version__  # noqa: F401  (ternlib.__version__)
-from .vision import DEFAULT_IMAGE_MODEL, embed_images, load_image_encoder
 
 __all__ = [
     "CheckpointError", "DEFAULT_IMAGE_MODEL", "DEFAULT_SKIP", "DEFAULT_TEXT_MODEL", "Int8Embedding",
@@ -36,3 +35,14 @@ __all__ = [
     "reconstruction_error", "register_kernel", "save", "sparsity", "storage_report", "ternarize",
     "ternary_linear", "ternary_modules", "unpack", "unpack_2bit", "unpack_5trit",
 ]
+
+_LAZY = {"DEFAULT_IMAGE_MODEL": "vision", "embed_images": "vision", "load_image_encoder": "vision"}
+
+
+def __getattr__(name: str):
+    """The image-encoder API loads ``ternlib.vision`` on first use, so ``import ternlib`` stays light."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'ternlib' has no attribute {name!r}")

@@ -119,3 +119,11 @@ def test_import_ternlib_stays_light(heavy):
     code = f"import sys, ternlib; sys.exit(1 if {heavy!r} in sys.modules else 0)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, f"import ternlib imported {heavy}" + res.stderr[-2000:]
+
+
+def test_the_image_api_loads_on_first_use():
+    code = ("import sys, ternlib; assert 'ternlib.vision' not in sys.modules; "
+            "f = ternlib.load_image_encoder; assert 'ternlib.vision' in sys.modules; "
+            "assert ternlib.DEFAULT_IMAGE_MODEL == 'google/vit-base-patch16-224'")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
