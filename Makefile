@@ -11,11 +11,13 @@
 #   make notebooks   re-execute every chapter (book/*.ipynb, in _toc.yml order) in full mode, storing
 #                    the outputs the book shows; prints each chapter's time
 #   make check-site  open every page of the built book in headless Chromium (after make book)
+# And for readers who run the chapters:
+#   make lab         set up and open the chapters in JupyterLab (book/NN_*.md open as notebooks)
 VENV := .venv/bin
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup book test results results-gpu image bench notebooks check-site clean
+.PHONY: setup book test lab results results-gpu image bench notebooks check-site clean
 
 setup:
 	bash tools/setup.sh
@@ -27,6 +29,12 @@ book: setup
 test: setup
 	$(VENV)/ruff check .
 	TERNLIB_FAST=1 $(VENV)/python -m pytest -n 2 --dist loadgroup --nbmake --nbmake-timeout=1200 tests ternlib book
+
+# JupyterLab on the chapters: jupytext opens book/NN_name.md as a notebook (saving writes the .ipynb too),
+# and ipywidgets run live; LAB_ARGS passes more options (LAB_ARGS="--no-browser --port 8899").
+# JupyterLab refuses to run as root without --allow-root.
+lab: setup
+	$(VENV)/jupyter lab book/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ART := book/artifacts/text
 TL := $(VENV)/python -m ternlib

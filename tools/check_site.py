@@ -2,6 +2,7 @@
 would see broken.
 
 Usage: python tools/check_site.py [HTML_DIR]        (default: _build/html; build it first with `make book`)
+       python tools/check_site.py HTML_DIR --page 'book/06_*.html'     (only the pages matching a pattern)
 
 The site is served from localhost (http.server in a thread) and Chromium resolves no other host,
 so anything the book fetches from a CDN fails, as it does for a reader without a network. For each
@@ -16,11 +17,14 @@ page the check waits for the page and for MathJax, then reports:
 - a page whose main content is empty;
 - math not rendered: a page with math whose MathJax did not load, that loads MathJax from
   anywhere but this site, that has math elements without MathJax output (``mjx-container``), or
-  that shows a TeX error (``mjx-merror``).
-
-Pages with ipywidgets load require.js and the widget manager from a CDN; offline the widgets stay
-empty, so the check only notes them, and the rest of the page (its static fallback figure
-included) must pass like any other page.
+  that shows a TeX error (``mjx-merror``);
+- stored ipywidgets that did not render (require.js and the widget manager are bundled in
+  ``_static/``, see _config.yml ``nb_ipywidgets_js``: each widget view must turn into a widget);
+- anything loaded from off the site: a ``<script src>`` or a stylesheet / preload ``<link href>``
+  in the page's HTML that is absolute (``http:``, ``https:``, ``//``), and any request the browser
+  makes to another host while the page loads (Chromium's network log: scripts that other scripts
+  insert, fonts, ``fetch``, web sockets); and a request to this site that fails (HTTP 4xx/5xx,
+  e.g. a bundled file missing).
 
 Exit status: 0 when every page passes, 1 when any problem is found (each printed as
 ``FAIL <page>: <problem>``), 2 when the check cannot run (no build, no Chromium). Chromium and
@@ -30,6 +34,7 @@ Takes well under a minute for the whole book.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import functools
 import http.server
 import json
@@ -89,6 +94,18 @@ if (!window.MathJax || !window.MathJax.startup || !window.MathJax.startup.promis
 window.MathJax.startup.promise.then(() => done("ok"), e => done("error: " + e));
 """
 IMAGES_DONE_JS = "return [...document.images].every(i => i.complete);"
+# Stored widget views (myst-nb writes one <script type=...widget-view+json> each) and how many the widget
+# manager has rendered (each into a .widget-subarea holding the widget's element).
+WIDGETS_JS = r"""
+return {views: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
+        rendered: [...document.querySelectorAll(".widget-subarea")]
+                  .filter(e => e.querySelector(".jupyter-widgets")).length,
+        manager: typeof window.require === "function" && typeof window.define === "function"};
+"""
+WIDGET_WAIT_S = 15
+OFF_SITE = re.compile(r"^\s*(https?:)?//", re.I)  # an absolute URL: another host (the built site links relatively)
+NETWORK_SCHEMES = ("http://", "https://", "ws://", "wss://")
+IGNORED_REQUESTS = {"/favicon.ico"}  # the browser asks for it by itself; the book has none
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -124,6 +141,7 @@ def start_browser(chromium: str, driver_path: str):
     for arg in CHROMIUM_ARGS:
         options.add_argument(arg)
     options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='check-site-')}")  # fresh profile
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # the network log (network_problems)
     driver = webdriver.Chrome(options=options, service=Service(driver_path))
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(30)
@@ -132,6 +150,75 @@ def start_browser(chromium: str, driver_path: str):
 
 def pages_of(html: Path) -> list[Path]:
     return sorted(p for p in html.rglob("*.html") if not SKIP_DIRS & set(p.relative_to(html).parts[:-1]))
+
+
+class _Resources(HTMLParser):
+    """What a page's HTML loads: <script src>, and <link href> for stylesheets and preloads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "script" and a.get("src"):
+            self.urls.append(("script", a["src"]))
+        elif tag == "link" and a.get("href"):
+            rel = set((a.get("rel") or "").lower().split())
+            if rel & {"stylesheet", "preload", "modulepreload"}:
+                self.urls.append(("stylesheet" if "stylesheet" in rel else "preload", a["href"]))
+
+
+def remote_resources(text: str) -> list[str]:
+    """The scripts and stylesheets an HTML page loads from off the site (absolute http(s) or protocol-relative
+    URLs), as ``"script https://..."``; empty for a self-contained page.
+
+    >>> remote_resources('<script src="_static/a.js"></script><link rel="stylesheet" href="../b.css">')
+    []
+    >>> remote_resources('<script src="https://cdn.example.org/x.js"></script>'
+    ...                  '<link rel="stylesheet" href="//cdn.example.org/y.css"><a href="https://example.org">x</a>')
+    ['script https://cdn.example.org/x.js', 'stylesheet //cdn.example.org/y.css']
+    """
+    parser = _Resources()
+    parser.feed(text)
+    return [f"{kind} {url}" for kind, url in parser.urls if OFF_SITE.match(url)]
+
+
+def network_log(driver) -> list[dict]:
+    """The Chromium network events (``Network.*``) logged since the last call (start_browser turns the log on)."""
+    events = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method", "").startswith("Network."):
+            events.append(msg)
+    return events
+
+
+def network_problems(events: list[dict], origin: str) -> tuple[list[str], int]:
+    """(problems, number of http(s) requests): requests to any other host than `origin` (http(s), web sockets), and
+    requests to the site that failed with an HTTP error."""
+    off_site, failed, n = [], [], 0
+    for ev in events:
+        params = ev.get("params", {})
+        if ev["method"] == "Network.requestWillBeSent":
+            url = params.get("request", {}).get("url", "")
+            n += url.lower().startswith(NETWORK_SCHEMES)
+        elif ev["method"] == "Network.webSocketCreated":
+            url = params.get("url", "")
+        elif ev["method"] == "Network.responseReceived":
+            resp = params.get("response", {})
+            url = resp.get("url", "")
+            if (url.startswith(origin) and resp.get("status", 0) >= 400
+                    and urlsplit(url).path not in IGNORED_REQUESTS and url not in failed):
+                failed.append(url)
+            continue
+        else:
+            continue
+        if url.lower().startswith(NETWORK_SCHEMES) and not url.startswith(origin) and url not in off_site:
+            off_site.append(url)
+    problems = [f"requests {u[:160]} (off the site: it fails offline)" for u in off_site]
+    problems += [f"a file of the site failed to load: {u[len(origin) - 1:][:160]}" for u in failed]
+    return problems, n
 
 
 class _Ids(HTMLParser):
@@ -169,8 +256,9 @@ def notebook_errors(html: Path) -> list[tuple[str, str]]:
     return problems
 
 
-def check_page(driver, url: str) -> tuple[dict, list[str], list[str]]:
-    """Load one page; returns (what the browser saw, problems, notes)."""
+def check_page(driver, url: str, page_html: str = "") -> tuple[dict, list[str], list[str]]:
+    """Load one page (`page_html`: its HTML file's text); returns (what the browser saw, problems, notes)."""
+    network_log(driver)  # drop what earlier pages logged
     driver.get(url)
     deadline = time.monotonic() + 15
     while driver.execute_script("return document.readyState") != "complete" and time.monotonic() < deadline:
@@ -178,9 +266,28 @@ def check_page(driver, url: str) -> tuple[dict, list[str], list[str]]:
     mj = driver.execute_async_script(MATHJAX_JS)
     while not driver.execute_script(IMAGES_DONE_JS) and time.monotonic() < deadline:
         time.sleep(0.05)
+    widgets = driver.execute_script(WIDGETS_JS)
+    widget_deadline = time.monotonic() + WIDGET_WAIT_S
+    while widgets["views"] and widgets["rendered"] < widgets["views"] and time.monotonic() < widget_deadline:
+        time.sleep(0.1)
+        widgets = driver.execute_script(WIDGETS_JS)
     info = driver.execute_script(COLLECT_JS)
     info["url"] = driver.current_url
+    local = url.split("/", 3)[:3]
+    origin = "/".join(local) + "/"
+    events = network_log(driver)
+    for _ in range(20):  # until the page is quiet (fonts and late scripts come after the load event)
+        time.sleep(0.1)
+        more = network_log(driver)
+        if not any(e["method"] == "Network.requestWillBeSent" for e in more):
+            events += more
+            break
+        events += more
     problems, notes = [], []
+    for res in remote_resources(page_html):
+        problems.append(f"its HTML loads a {res[:160]} from off the site (it fails offline)")
+    net_problems, info["requests"] = network_problems(events, origin)
+    problems += net_problems
     if info["url"].split("#")[0] != url:  # a redirect (the site's index.html): the target is checked itself
         notes.append(f"redirects to {info['url']}")
         info.update(links=[], ids=[])
@@ -196,8 +303,6 @@ def check_page(driver, url: str) -> tuple[dict, list[str], list[str]]:
     page_name = urlsplit(url).path.rsplit("/", 1)[-1]
     if info["mainText"] < MIN_MAIN_TEXT and page_name not in GENERATED_PAGES:
         problems.append(f"main content is empty ({info['mainText']} characters of text)")
-    local = url.split("/", 3)[:3]
-    origin = "/".join(local) + "/"
     mathjax_scripts = [s for s in info["scripts"] if "mathjax" in s.lower()]
     for s in mathjax_scripts:
         if not s.startswith(origin):
@@ -212,14 +317,13 @@ def check_page(driver, url: str) -> tuple[dict, list[str], list[str]]:
                             f"e.g. {info['unrendered']}")
         for err in info["merror"]:
             problems.append(f"TeX error in math: {err!r}")
-    external = [s for s in info["scripts"] if not s.startswith(origin)]
-    if info["widgets"] and not any(img["width"] for img in info["images"]):
-        problems.append("widgets but no static figure: offline, the page shows nothing in their place")
-    if info["widgets"]:
-        notes.append(f"{info['widgets']} widget(s), shown live only with their CDN scripts "
-                     f"({len(external)} external); the static content around them passed")
-    elif external:
-        problems.append(f"loads scripts from outside the site (they fail offline): {external[:3]}")
+    if widgets["views"] and widgets["rendered"] < widgets["views"]:
+        why = ("" if widgets["manager"] else
+               "; require.js did not load: is book/_static/requirejs there? run bash tools/setup.sh")
+        problems.append(f"{widgets['views'] - widgets['rendered']} of {widgets['views']} widget(s) did not render "
+                        f"within {WIDGET_WAIT_S} s (is book/_static/html-manager there? run bash tools/setup.sh){why}")
+    elif widgets["views"]:
+        notes.append(f"{widgets['views']} widget(s) rendered")
     return info, problems, notes
 
 
@@ -254,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("html", nargs="?", default=str(ROOT / "_build" / "html"),
                     help="the built site (default: _build/html)")
+    ap.add_argument("--page", action="append", default=[], metavar="PATTERN",
+                    help="check only the pages whose path in the site matches (glob; repeatable): 'book/06_*.html'")
     args = ap.parse_args(argv)
     html = Path(args.html).resolve()
     if not (html / "index.html").exists():
@@ -269,17 +375,22 @@ def main(argv: list[str] | None = None) -> int:
         print("check_site: selenium is needed: pip install -c constraints.txt -e '.[dev]' (or bash tools/setup.sh)",
               file=sys.stderr)
         return 2
+    pages = [p for p in pages_of(html)
+             if not args.page or any(fnmatch.fnmatch(p.relative_to(html).as_posix(), pat) for pat in args.page)]
+    if not pages:
+        print(f"check_site: no page of {html} matches {args.page}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
     server, base = serve(html)
     driver = start_browser(*browser)
     problems: list[tuple[str, str]] = []
     seen: dict[str, dict] = {}
     try:
-        for path in pages_of(html):
+        for path in pages:
             page = path.relative_to(html).as_posix()
             t0 = time.perf_counter()
             try:
-                info, page_problems, notes = check_page(driver, base + page)
+                info, page_problems, notes = check_page(driver, base + page, path.read_text(errors="replace"))
             except Exception as e:  # a page that hangs or crashes the browser is a failure too
                 problems.append((page, f"could not be checked: {type(e).__name__}: {str(e).splitlines()[0][:200]}"))
                 continue
@@ -287,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             problems += [(page, p) for p in page_problems]
             status = "FAIL" if page_problems else "ok  "
             print(f"{status} {page}: {len(info['images'])} images, {info['math']} math, "
-                  f"{len(info['links'])} links ({time.perf_counter() - t0:.1f} s)"
+                  f"{len(info['links'])} links, {info['requests']} requests ({time.perf_counter() - t0:.1f} s)"
                   + "".join(f"; note: {n}" for n in notes), flush=True)
     finally:
         driver.quit()

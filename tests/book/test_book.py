@@ -3,6 +3,7 @@ site checked in a headless browser (tools/check_site.py) on that same build."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,62 @@ def test_figures_have_captions():
     assert len(names) == len(set(names)), "figure names must be unique across the book"
 
 
+def test_site_scripts_are_bundled():
+    """The book's JavaScript comes from book/_static (tools/setup.sh bundles it from npm), never from a CDN:
+    MathJax, and require.js + the widget manager for the pages with widgets (replacing myst-nb's CDN URLs)."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    scripts = [config["mathjax_path"], *config["nb_ipywidgets_js"]]
+    assert any("require" in s for s in scripts) and any("html-manager/embed-amd.js" in s for s in scripts)
+    for src in scripts:
+        assert not check_site.OFF_SITE.match(src), f"{src}: from off the site"
+        assert not src.startswith("_static/"), f"{src}: relative to html_static_path already (no _static/)"
+    for attrs in config["nb_ipywidgets_js"].values():
+        assert "crossorigin" not in attrs, "crossorigin blocks the script on a page opened from a file"
+    missing = [s for s in scripts if not (ROOT / "book" / "_static" / s).exists()]
+    if missing:
+        pytest.skip(f"not bundled yet: {missing}; run bash tools/setup.sh")
+
+
+def test_remote_resources():
+    """check_site's scan of a page's HTML: scripts and stylesheets from absolute or protocol-relative URLs."""
+    page = ('<script src="../_static/require.js"></script><script>var x = "https://example.org/";</script>'
+            '<link rel="stylesheet" href="_static/a.css"><link rel="canonical" href="https://example.org/">'
+            '<a href="https://example.org/">a link is not a load</a>')
+    assert check_site.remote_resources(page) == []
+    cdn = ('<script src="https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/embed-amd.js"></script>'
+           '<script src="//cdnjs.cloudflare.com/ajax/libs/require.js/2.3.4/require.min.js"></script>'
+           '<link rel="stylesheet" href="HTTP://example.org/a.css"><link rel="preload" href="https://example.org/f.woff2">')
+    assert check_site.remote_resources(page + cdn) == [
+        "script https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/embed-amd.js",
+        "script //cdnjs.cloudflare.com/ajax/libs/require.js/2.3.4/require.min.js",
+        "stylesheet HTTP://example.org/a.css", "preload https://example.org/f.woff2"]
+
+
+def test_network_problems():
+    """check_site's reading of Chromium's network log: other hosts and failed files of the site are problems."""
+    origin = "http://127.0.0.1:8000/"
+    sent = lambda url: {"method": "Network.requestWillBeSent", "params": {"request": {"url": url}}}
+    got = lambda url, status: {"method": "Network.responseReceived",
+                               "params": {"response": {"url": url, "status": status}}}
+    ok = [sent(origin + "book/a.html"), got(origin + "book/a.html", 200), sent("data:image/png;base64,AA"),
+          sent(origin + "favicon.ico"), got(origin + "favicon.ico", 404)]
+    assert check_site.network_problems(ok, origin) == ([], 2)  # http(s) requests only
+    bad = ok + [sent("https://unpkg.com/x.js"), sent("https://unpkg.com/x.js"), got(origin + "_static/x.js", 404),
+                {"method": "Network.webSocketCreated", "params": {"url": "wss://example.org/ws"}}]
+    problems, _ = check_site.network_problems(bad, origin)
+    assert len(problems) == 3, problems
+    assert "https://unpkg.com/x.js" in problems[0] and "wss://example.org/ws" in problems[1]
+    assert "/_static/x.js" in problems[2]
+
+
+def _browser_or_skip():
+    browser = check_site.find_browser()
+    if isinstance(browser, str):
+        if os.geteuid() != 0:  # CI runs tools/setup.sh as root, which installs Chromium
+            pytest.skip(f"no Chromium; to run this check: sudo apt-get install chromium chromium-driver ({browser})")
+        pytest.fail(browser)
+
+
 @pytest.fixture(scope="module")
 def built_book(tmp_path_factory):
     """One -W build of the book for the tests below (module scope: the book is built once)."""
@@ -118,19 +175,47 @@ def test_book_builds_without_warnings(built_book):
             if not src.startswith(("http", "data:")):
                 assert (html / "book" / src).resolve().exists(), src
         assert "colab.research.google.com" in page
+    for page in check_site.pages_of(html):  # self-contained: no script or stylesheet from a CDN
+        assert check_site.remote_resources(page.read_text()) == [], page.relative_to(html)
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("book")
 def test_site_renders_offline(built_book):
-    """tools/check_site.py on the same build: images, internal links, cell errors, empty pages, math."""
+    """tools/check_site.py on the same build: images, internal links, cell errors, empty pages, math, widgets,
+    and nothing loaded from off the site."""
     out, html = built_book
     assert out.returncode == 0, "the book did not build (see test_book_builds_without_warnings)"
-    browser = check_site.find_browser()
-    if isinstance(browser, str):
-        if os.geteuid() != 0:  # CI runs tools/setup.sh as root, which installs Chromium
-            pytest.skip(f"no Chromium; to run this check: sudo apt-get install chromium chromium-driver ({browser})")
-        pytest.fail(browser)
+    _browser_or_skip()
     res = subprocess.run([sys.executable, str(ROOT / "tools" / "check_site.py"), str(html)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
+    for chapter in ("01_fp32_to_ternary", "06_ann_search"):  # the pages with stored widgets render them
+        assert re.search(rf"ok   book/{chapter}\.html: .*note: 1 widget\(s\) rendered", res.stdout), res.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_site_check_catches_remote_loads(built_book, tmp_path):
+    """The offline check can fail: on a copy of the built site whose chapter 6 loads a CDN script, an off-site
+    stylesheet and an off-site fetch(), and whose bundled widget manager is gone, it reports each of them."""
+    out, html = built_book
+    assert out.returncode == 0, "the book did not build (see test_book_builds_without_warnings)"
+    _browser_or_skip()
+    site = tmp_path / "html"
+    shutil.copytree(html, site)
+    (site / "_static" / "html-manager" / "embed-amd.js").unlink()
+    page = site / "book" / "06_ann_search.html"
+    cdn = "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/embed-amd.js"
+    page.write_text(page.read_text().replace("</head>", f'<script src="{cdn}"></script>'
+                                             '<link rel="stylesheet" href="//fonts.example.org/css">'
+                                             '<script>fetch("https://example.org/data.json").catch(() => null)</script>'
+                                             "</head>", 1))
+    res = subprocess.run([sys.executable, str(ROOT / "tools" / "check_site.py"), str(site), "--page", "book/06_*.html"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stdout[-6000:] + res.stderr[-3000:]
+    for expected in (f"its HTML loads a script {cdn}", "its HTML loads a stylesheet //fonts.example.org/css",
+                     f"requests {cdn}", "requests https://example.org/data.json",  # the last one only the browser sees
+                     "a file of the site failed to load: /_static/html-manager/embed-amd.js",
+                     "1 of 1 widget(s) did not render"):
+        assert f"FAIL book/06_ann_search.html: {expected}" in res.stdout, (expected, res.stdout[-6000:])
