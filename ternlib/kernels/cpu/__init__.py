@@ -64,16 +64,13 @@ def extension():
         if os.environ.get("TERNLIB_NO_EXTENSION"):
             _EXT_ERROR = "disabled by TERNLIB_NO_EXTENSION"
             return None
-        try:
-            import logging
+        import logging
 
-            log = logging.getLogger("torch.utils.cpp_extension")  # silence "No CUDA runtime is found"
-            level = log.level
-            log.setLevel(logging.ERROR)
-            try:
-                from torch.utils.cpp_extension import load
-            finally:
-                log.setLevel(level)
+        log = logging.getLogger("torch.utils.cpp_extension")  # "No CUDA runtime is found", compiler checks
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            from torch.utils.cpp_extension import load
 
             _EXT = load(
                 name="ternlib_ternary_cpu",
@@ -85,12 +82,13 @@ def extension():
         except Exception as e:  # no compiler, no ninja, unsupported platform, ...
             _EXT_ERROR = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
             hint = " (pip install ninja)" if "ninja is required" in str(e).lower() else ""
-            warnings.warn(
-                f"ternlib: the C++ CPU kernel could not be built{hint}; falling back to the PyTorch "
-                f"kernels, which are slower at small batch. Cause: {_EXT_ERROR}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            # one line, whatever the platform: a file name with no source behind it prints no code line
+            warnings.warn_explicit(
+                f"the C++ CPU kernel could not be built{hint}; the PyTorch kernels run instead (same "
+                f"results, slower at small batch). Cause: {_EXT_ERROR}",
+                RuntimeWarning, filename="ternlib", lineno=0, module="ternlib.kernels.cpu")
+        finally:
+            log.setLevel(level)
     return _EXT
 
 
