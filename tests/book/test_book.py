@@ -32,16 +32,13 @@ def test_toc_files_exist():
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_conventions(nb_path):
-    """The first cell is the hidden Colab install cell, installing from the repository URL of _config.yml
-    (the one place the URL lives: when it changes, edit the chapters' .md to match); a `parameters` cell;
+    """The first cell is the hidden Colab install cell (see test_colab_install_cell); a `parameters` cell;
     stored outputs of one complete run, without errors or stderr, with at least three figures."""
     nb = json.loads(nb_path.read_text())
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
     cells = nb["cells"]
     first = cells[0]
     assert first["cell_type"] == "code" and "remove-cell" in first["metadata"].get("tags", [])
-    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
-    assert "google.colab" in "".join(first["source"]) and f"git+{url}" in "".join(first["source"])
     assert any("parameters" in c["metadata"].get("tags", []) for c in cells), "no parameters cell"
     code = [c for c in cells if c["cell_type"] == "code"]
     # stored outputs come from one complete run: every code cell but the Colab one executed, in order
@@ -53,6 +50,25 @@ def test_notebook_conventions(nb_path):
             assert out["output_type"] != "error", f"stored error output in {nb_path.name}"
             assert out.get("name") != "stderr", f"stderr output in {nb_path.name}: {''.join(out.get('text', ''))[:200]}"
     assert sum("image/png" in o.get("data", {}) for c in code for o in c.get("outputs", [])) >= 3
+
+
+def test_colab_install_cell():
+    """Every chapter's first cell is the same Colab install cell: in Colab only, a shallow clone of the
+    repository of _config.yml (the one place the URL lives: when it changes, edit the chapters' .md to match;
+    TERNLIB_REPO overrides it, as tests/book/test_colab.py does), `pip install` of the clone with the light
+    `colab` extra, and the clone's stored runs (book/artifacts) and root (experiments/) made visible."""
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    cells = {nb.name: "".join(json.loads(nb.read_text())["cells"][0]["source"]) for nb in NOTEBOOKS}
+    src = cells[NOTEBOOKS[0].name]
+    differ = [n for n, c in cells.items() if c != src]
+    assert not differ, f"first cells differ from {NOTEBOOKS[0].name}'s: {differ}"
+    assert 'if "google.colab" in sys.modules:' in src
+    assert f'REPO = os.environ.get("TERNLIB_REPO", "{url}")' in src
+    assert re.findall(r"https?://[^\s\"']+", src) == [url], "the cell names another URL than _config.yml's"
+    assert "!git clone -q --depth 1 {REPO} ternlib-src" in src
+    assert '%pip install -q "./ternlib-src[colab]"' in src
+    assert 'os.environ["TERNLIB_ARTIFACTS"] = os.path.abspath("ternlib-src/book/artifacts")' in src
+    assert 'sys.path.append(os.path.abspath("ternlib-src"))' in src  # after site-packages: ternlib is the installed one
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
