@@ -172,13 +172,13 @@ def _sentences(n: int) -> list[str]:
 def _ternary_encoder(fp32: nn.Module, checkpoint: str | os.PathLike | None, activations: str) -> tuple[nn.Module, str]:
     """The ternary MiniLM the benchmarks time, and where it came from: the checkpoint if there is one,
     else the FP32 model ternarized by round-to-nearest (speed does not depend on training)."""
-    from .checkpoint import load
+    from .checkpoint import CONFIG_FILE, load
     from .embedding import Int8EmbeddingConfig
     from .quantize import freeze_, quantize_
 
     if checkpoint:
         ckpt = Path(checkpoint)
-        if not (ckpt / "ternlib.json").exists():
+        if not (ckpt / CONFIG_FILE).exists():
             raise FileNotFoundError(f"{ckpt} is not a ternlib checkpoint (no ternlib.json): pass a directory "
                                     "written by ternlib.save, or no checkpoint to time a round-to-nearest copy")
         return load(ckpt, activations=activations), str(ckpt)

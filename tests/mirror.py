@@ -31,14 +31,14 @@ from ternlib.data.assets import GENSIM_FILES, locate
 from ternlib.vision.images import FASHION_MNIST_FILES
 
 
-def _zip_dir(src: Path, arcroot: str, dest: Path, names: list[str] | None = None) -> tuple[int, int]:
-    """Zip the files of ``src`` (or only ``names``) under ``arcroot/``; (zip bytes, unzipped bytes)."""
+def _zip_dir(src: Path, arcroot: str, dest: Path) -> tuple[int, int]:
+    """Zip the files of ``src`` under ``arcroot/``; (zip bytes, unzipped bytes)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     total = 0
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr(f"{arcroot}/", "")
         for p in sorted(src.iterdir()):
-            if p.is_file() and (names is None or p.name in names):
+            if p.is_file():
                 z.write(p, f"{arcroot}/{p.name}")
                 total += p.stat().st_size
     return dest.stat().st_size, total

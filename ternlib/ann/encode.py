@@ -9,9 +9,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..data.assets import cache_dir as user_cache_dir
 from .index import AnnError, normalize  # noqa: F401
 
-CACHE_DIR = Path(os.environ.get("TERNLIB_CACHE", Path.home() / ".cache" / "ternlib")) / "ann"
+CACHE_DIR = user_cache_dir() / "ann"  # the data layer's user cache ($TERNLIB_CACHE, else ~/.cache/ternlib)
 
 
 # ---------------------------------------------------------------------------------------------

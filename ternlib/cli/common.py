@@ -22,7 +22,9 @@ def ternary_config(args: argparse.Namespace, base: TernaryConfig | None = None, 
 
 def load_any(path_or_id: str | None, activations: str | None = None):
     """A ternlib checkpoint directory -> ternlib.load; anything else -> the FP32 text encoder."""
-    if path_or_id and (Path(path_or_id) / "ternlib.json").exists():
+    from ..checkpoint import CONFIG_FILE
+
+    if path_or_id and (Path(path_or_id) / CONFIG_FILE).exists():
         from ..checkpoint import load
 
         return load(path_or_id, activations=activations)

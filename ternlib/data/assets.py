@@ -131,20 +131,16 @@ def locate(name: str, root: str | os.PathLike | None = None, download: bool | No
     if download is None:
         download = downloads_allowed()
     if asset.fetch is None or not download:
-        return _raise(asset, looked, "" if asset.fetch is None else " (downloads are off: TERNLIB_DOWNLOAD=0)")
+        raise _missing(asset, looked, "" if asset.fetch is None else " (downloads are off: TERNLIB_DOWNLOAD=0)")
     try:
         d = asset.fetch(cache_dir())
     except DataNotFoundError:
         raise
     except Exception as e:  # network errors come in many types (URLError, OSError, RuntimeError, HTTPError)
-        return _raise(asset, looked, f", and the download failed ({type(e).__name__}: {e})")
+        raise _missing(asset, looked, f", and the download failed ({type(e).__name__}: {e})") from None
     if not asset.valid(d):
-        return _raise(asset, looked, f", and the download left no {', '.join(asset.files)} in {d}")
+        raise _missing(asset, looked, f", and the download left no {', '.join(asset.files)} in {d}")
     return d
-
-
-def _raise(asset: Asset, looked: list[str], reason: str) -> Path:
-    raise _missing(asset, looked, reason)
 
 
 def fetch(name: str) -> Path:
@@ -209,7 +205,9 @@ def _safe_extract_zip(z: zipfile.ZipFile, dest: Path) -> None:
     z.extractall(dest)
 
 
-def _fashion_mnist_fetch(cache: Path) -> Path:
+def fashion_mnist_download(root: Path) -> Path:
+    """torchvision's Fashion-MNIST download (both splits) into ``root``; returns ``root/FashionMNIST/raw``.
+    ``$TERNLIB_TORCHVISION_MIRROR`` replaces torchvision's mirror list (same files, same md5)."""
     try:
         from torchvision.datasets import FashionMNIST
     except ImportError:
@@ -220,10 +218,10 @@ def _fashion_mnist_fetch(cache: Path) -> Path:
         FashionMNIST.mirrors = [mirror.rstrip("/") + "/"]
     try:
         for train in (True, False):
-            FashionMNIST(str(cache), train=train, download=True)
+            FashionMNIST(str(root), train=train, download=True)
     finally:
         FashionMNIST.mirrors = saved
-    return cache / "FashionMNIST" / "raw"
+    return Path(root) / "FashionMNIST" / "raw"
 
 
 # gensim's test sets, by file: sha256 of the files the gensim 4.x wheel ships (fetched by pooch from
@@ -323,7 +321,7 @@ ASSETS: dict[str, Asset] = {
         ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
          "t10k-labels-idx1-ubyte.gz"),
         system=("datasets/fashion-mnist",), cache=("FashionMNIST/raw",),
-        fetch=_fashion_mnist_fetch, manual="sudo apt-get install dataset-fashion-mnist"),
+        fetch=fashion_mnist_download, manual="sudo apt-get install dataset-fashion-mnist"),
     "artifacts": Asset(
         "artifacts", "The book's stored runs (book/artifacts: text/fp32.json, ...)", "TERNLIB_ARTIFACTS",
         ("text/fp32.json",), cache=("artifacts",), fetch=_artifacts_fetch,

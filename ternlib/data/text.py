@@ -391,7 +391,8 @@ def _brown_genre(root: Path, min_words: int) -> ClassificationData:
             continue
         path = root / doc
         if not path.is_file():
-            raise DataNotFoundError(f"Brown document {doc} missing from {root}: {BROWN_INSTALL}")
+            raise DataNotFoundError(f"Brown document {doc} missing from {root}: a partial copy; "
+                                    f"ternlib data fetch brown (or {BROWN_INSTALL})")
         for p in brown_passages(path.read_text(encoding="utf-8"), min_words):
             texts.append(p)
             labels.append(BROWN_GENRES.index(genre))

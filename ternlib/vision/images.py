@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data.assets import ASSETS, DataNotFoundError, locate
+from ..data.assets import ASSETS, DataNotFoundError, fashion_mnist_download, locate
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -94,11 +94,7 @@ def fashion_mnist_dir(root: str | os.PathLike | None = None, download: bool | No
             if all((d / f).is_file() for f in need):
                 return d
         if download:
-            from torchvision.datasets import FashionMNIST
-
-            for train in (True, False):
-                FashionMNIST(str(root), train=train, download=True)
-            return root / "FashionMNIST" / "raw"
+            return fashion_mnist_download(root)
     return locate("fashion-mnist", root, download)
 
 

@@ -55,3 +55,8 @@ def test_roofs_and_linear_time_split(minilm):
     split = bench.linear_time_split(minilm, ["one sentence", "and another one"])
     assert 0 < split["linear s"] < split["total s"]
     assert split["other s"] == pytest.approx(split["total s"] - split["linear s"])
+
+
+def test_a_folder_that_is_not_a_checkpoint_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not a ternlib checkpoint"):
+        bench.split_bench(checkpoint=tmp_path, n_sentences=4, repeats=1)
