@@ -17,7 +17,7 @@ VENV := .venv/bin
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup book test lab results results-gpu image bench notebooks check-site clean
+.PHONY: setup book test lab results results-gpu baselines image bench notebooks check-site clean
 
 setup:
 	bash tools/setup.sh
@@ -55,6 +55,18 @@ results-gpu: setup
 	$(TL) distill --recipe large-batch --device cuda --int8-embeddings --out $(ART)/large_batch
 	$(TL) eval --preset book --threads 1 --model $(ART)/large_batch/model --out $(ART)/large_batch/eval.json --baseline $(ART)/fp32.json
 	$(TL) eval --preset book --threads 1 --model $(ART)/large_batch/model --activations int8 --out $(ART)/large_batch/eval_a8.json --baseline $(ART)/fp32.json
+
+# the integer-weight baselines of chapter 3 (int8 / int4 / int2 round to nearest with groups, 2-bit GPTQ),
+# evaluated like the ternary models (~1 h on 2 CPU cores); and retrieval against corpus size (needs the ANN
+# embedding cache of `python -m ternlib ann`, chapter 6)
+baselines: setup
+	mkdir -p $(ART)/baselines
+	for spec in "8 row rtn" "4 128 rtn" "4 16 rtn" "2 128 rtn" "2 16 rtn" "2 16 gptq"; do set -- $$spec; \
+	  g=$$( [ $$2 = row ] && echo row || echo g$$2 ); \
+	  $(TL) eval --preset book --threads 1 --int-bits $$1 --int-group $$2 --int-method $$3 \
+	    --out $(ART)/baselines/int$$1-$$g-$$3.json --baseline $(ART)/fp32.json || exit 1; \
+	done
+	$(VENV)/python experiments/corpus_size.py --model $(ART)/large_batch/model --out $(ART)/corpus_size.json
 
 # the image experiment of chapter 5 from scratch: teacher, two distillations, probes (~18 min on 2 cores)
 image: setup

@@ -18,6 +18,7 @@ FAISS and scikit-learn load only when a feature that needs them runs.
 from .checkpoint import CheckpointError, load, read_config, save
 from .config import TernaryConfig
 from .embedding import Int8Embedding, Int8EmbeddingConfig
+from .intquant import IntConfig, int_quantize_
 from .kernels import PackedTernary, available_kernels, register_kernel, ternary_linear
 from .layers import TernaryLinear
 from .models import DEFAULT_TEXT_MODEL, load_text_encoder
@@ -29,8 +30,8 @@ from .version import __version__  # noqa: F401  (ternlib.__version__)
 
 __all__ = [
     "CheckpointError", "DEFAULT_IMAGE_MODEL", "DEFAULT_SKIP", "DEFAULT_TEXT_MODEL", "Int8Embedding",
-    "Int8EmbeddingConfig", "PackedTernary", "StorageReport", "TernaryConfig", "TernaryLinear", "TernaryWeight",
-    "available_kernels", "default_filter", "dequantize", "embed_images", "fake_quantize", "freeze_", "load",
+    "Int8EmbeddingConfig", "IntConfig", "PackedTernary", "StorageReport", "TernaryConfig", "TernaryLinear", "TernaryWeight",
+    "available_kernels", "default_filter", "dequantize", "embed_images", "fake_quantize", "freeze_", "int_quantize_", "load",
     "load_image_encoder", "load_text_encoder", "pack", "pack_2bit", "pack_5trit", "quantize_", "read_config",
     "reconstruction_error", "register_kernel", "save", "sparsity", "storage_report", "ternarize",
     "ternary_linear", "ternary_modules", "unpack", "unpack_2bit", "unpack_5trit",

@@ -28,3 +28,17 @@ def minilm(minilm_fp):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Each chapter executes once per run: a chapter that tests/book/test_colab.py plays as in Colab (from its
+    first cell, in fast mode, with every assertion of the chapter) is not executed a second time by nbmake in
+    book/. Running a chapter alone (pytest --nbmake book/NN.ipynb) still runs it."""
+    import re
+
+    played = {m.group(1) for item in items if (m := re.search(r"test_chapter_runs_as_in_colab\[(\w+)\]", item.nodeid))}
+    twice = [item for item in items
+             if re.fullmatch(r"book/(\w+)\.ipynb::\1\.ipynb", item.nodeid) and item.nodeid[5:].split(".")[0] in played]
+    if twice:
+        config.hook.pytest_deselected(items=twice)
+        items[:] = [item for item in items if item not in twice]

@@ -36,7 +36,38 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="activation precision of the ternary layers (default: as saved; int8 = per-token int8, "
                    "the fast CPU path)")
     add_ternary_options(p, exclude=("activations",))
+    g = p.add_argument_group("integer-weight baselines (ternlib.intquant: simulated, every Linear but task heads)")
+    g.add_argument("--int-bits", type=int, choices=range(2, 9), metavar="{2..8}",
+                   help="quantize the weights to this many bits first (round to nearest, or GPTQ)")
+    g.add_argument("--int-group", default="128",
+                   help="input columns per scale and zero point, or 'row' for one per output row (default 128)")
+    g.add_argument("--int-method", choices=["rtn", "gptq"], default="rtn", help="round to nearest, or GPTQ")
+    g.add_argument("--calibration", type=int, default=128,
+                   help="GPTQ: number of Brown training sentences run through the model for each layer (default 128)")
     return p
+
+
+def int_baseline(model, args: argparse.Namespace) -> dict:
+    """Quantize ``model``'s weights in place as --int-* say; returns what the results record."""
+    from ..intquant import IntConfig, int_quantize_, mean_bits
+
+    if args.int_group != "row" and not args.int_group.isdigit():
+        raise SystemExit(f"ternlib eval: --int-group must be a positive number or 'row', got {args.int_group!r}")
+    config = IntConfig(bits=args.int_bits, group_size=None if args.int_group == "row" else int(args.int_group),
+                       method=args.int_method)
+    calibration = None
+    if config.method == "gptq":
+        from ..data.corpus import training_sentences
+
+        sentences = training_sentences(n=args.calibration, seed=args.seed)
+
+        def calibration(m):
+            return m.encode(sentences, batch_size=32, show_progress_bar=False)
+
+    report = int_quantize_(model, config, calibration=calibration)
+    return {**config.to_dict(), "name": config.name, "bits_per_weight": mean_bits(report, model),
+            "calibration_sentences": args.calibration if config.method == "gptq" else 0,
+            "mean_rel_error": sum(r["rel_error"] for r in report.values()) / len(report)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,8 +76,11 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_any(args.model, args.activations)
     rtn = ternary_config(args, activations=args.activations) if args.round_to_nearest else None
+    if rtn is not None and args.int_bits:
+        raise SystemExit("ternlib eval: --round-to-nearest (ternary) and --int-bits (integer) exclude each other")
     if rtn is not None:
         freeze_(quantize_(model, rtn))
+    int_quant = int_baseline(model, args) if args.int_bits else None
     t0 = time.perf_counter()
     preset = "fast" if args.fast else args.preset
     sizes = BOOK_SIZES if preset == "book" else None
@@ -55,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     results["preset"] = preset
     results["model"] = args.model or "sentence-transformers/all-MiniLM-L6-v2"
     results["round_to_nearest"] = rtn.to_dict() if rtn is not None else None
+    if int_quant is not None:
+        results["int_quant"] = int_quant
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
     if args.out:
         save_results(results, args.out)

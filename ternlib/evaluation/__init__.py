@@ -12,11 +12,23 @@ Example:
     >>> save_results(fp32, "fp32.json")                       # doctest: +SKIP
 """
 from ..data import DataNotFoundError
-from .metrics import logreg_accuracy, ranking_metrics, spearman, train_test_indices
-from .suite import BOOK_SIZES, FAST_SIZES, SIZE_KEYS, TASKS, evaluate, load_results, results_table, save_results
+from .bootstrap import bootstrap_retention, category_retention
+from .metrics import logreg_accuracy, logreg_predict, ranking_metrics, spearman, train_test_indices
+from .suite import (
+    BOOK_SIZES,
+    CATEGORIES,
+    FAST_SIZES,
+    HEADLINE_CATEGORIES,
+    SIZE_KEYS,
+    TASKS,
+    evaluate,
+    load_results,
+    results_table,
+    save_results,
+)
 
 __all__ = [
-    "BOOK_SIZES", "DataNotFoundError", "FAST_SIZES", "SIZE_KEYS", "TASKS", "evaluate", "load_results",
-    "logreg_accuracy", "ranking_metrics", "results_table", "save_results", "spearman",
-    "train_test_indices",
+    "BOOK_SIZES", "CATEGORIES", "DataNotFoundError", "FAST_SIZES", "HEADLINE_CATEGORIES", "SIZE_KEYS", "TASKS",
+    "bootstrap_retention", "category_retention", "evaluate", "load_results", "logreg_accuracy", "logreg_predict",
+    "ranking_metrics", "results_table", "save_results", "spearman", "train_test_indices",
 ]

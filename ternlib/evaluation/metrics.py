@@ -140,15 +140,30 @@ def logreg_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray
     >>> logreg_accuracy(x, y, np.array([[0.05], [0.95]]), np.array([0, 1]), C=100)
     1.0
     """
+    y_test = np.asarray(y_test)
+    if len(x_test) != len(y_test):
+        raise ValueError("logreg_accuracy: embeddings and labels differ in length")
+    return float((logreg_predict(x_train, y_train, x_test, seed, max_iter, C) == y_test).mean())
+
+
+def logreg_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int = 0,
+                   max_iter: int = 1000, C: float = 1.0) -> np.ndarray:
+    """Labels a scikit-learn logistic regression fitted on ``(x_train, y_train)`` predicts for ``x_test``.
+
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [0.1], [0.9], [1.0]]); y = np.array([0, 0, 1, 1])
+    >>> logreg_predict(x, y, np.array([[0.05], [0.95]]), C=100).tolist()
+    [0, 1]
+    """
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError:
         raise ImportError("logreg_accuracy needs scikit-learn: pip install scikit-learn") from None
-    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+    y_train = np.asarray(y_train)
+    if len(x_train) != len(y_train):
         raise ValueError("logreg_accuracy: embeddings and labels differ in length")
     if len(np.unique(y_train)) < 2:
         raise ValueError("logreg_accuracy: the training split needs at least 2 classes")
     clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
     clf.fit(x_train, y_train)
-    return float((clf.predict(x_test) == y_test).mean())
+    return clf.predict(x_test)

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from ..data import text as D
-from .metrics import RANKING_METRICS, logreg_accuracy, ranking_metrics, spearman, train_test_indices
+from .metrics import RANKING_METRICS, logreg_predict, ranking_metrics, spearman, train_test_indices
 
 
 @dataclass(frozen=True)
@@ -42,19 +42,25 @@ class Task:
     kind: str  # retrieval | similarity | classification
     main: str  # the metric reported as "main"
     description: str
+    category: str  # one of CATEGORIES
     optional: bool = False  # skipped with a warning by tasks=None when its data is not installed
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("wordnet-retrieval", "retrieval", "ndcg@10", "WordNet example sentence -> its synset"),
-    Task("wordnet-lexname", "classification", "accuracy", "WordNet definition -> lexicographer file (45)"),
+    Task("wordnet-retrieval", "retrieval", "ndcg@10", "WordNet example sentence -> its synset", "retrieval"),
+    Task("wordnet-lexname", "classification", "accuracy", "WordNet definition -> lexicographer file (45)",
+         "classification"),
     Task("brown-genre", "classification", "accuracy", "Brown passage -> genre (15), split by document",
-         optional=True),
-    Task("lee-sts", "similarity", "spearman", "Lee news documents, 1,225 pairs"),
-    Task("simlex999", "similarity", "spearman", "SimLex-999 word similarity"),
-    Task("wordsim353", "similarity", "spearman", "WordSim-353 word relatedness"),
-    Task("polarity", "classification", "accuracy", "movie-review sentence polarity (200)"),
+         "classification", optional=True),
+    Task("lee-sts", "similarity", "spearman", "Lee news documents, 1,225 pairs", "sentence similarity"),
+    Task("simlex999", "similarity", "spearman", "SimLex-999 word similarity", "word similarity"),
+    Task("wordsim353", "similarity", "spearman", "WordSim-353 word relatedness", "word similarity"),
+    Task("polarity", "classification", "accuracy", "movie-review sentence polarity (200)", "classification"),
 )}
+# The categories results are averaged by, as MTEB and the paper report them (a category's score is the mean
+# of its tasks'); word similarity scores single words, not sentences, and is kept apart from the headline.
+CATEGORIES: tuple[str, ...] = ("retrieval", "classification", "sentence similarity", "word similarity")
+HEADLINE_CATEGORIES: tuple[str, ...] = ("retrieval", "classification", "sentence similarity")
 
 # Sample sizes of fast=True; fast=False uses every item. Override either with ``sizes=``.
 FAST_SIZES: dict[str, int] = {
@@ -124,34 +130,45 @@ def _resolve_sizes(fast: bool, sizes: Mapping[str, int | None] | None) -> dict[s
 
 
 def run_retrieval(model: Any, data: D.RetrievalData, batch_size: int = 64,
-                  chunk: int = 256) -> tuple[dict[str, float], dict[str, int]]:
-    """Cosine-similarity ranking of every document for every query: nDCG@10, recall@1/10, MRR@10."""
+                  chunk: int = 256) -> tuple[dict[str, float], dict[str, int], dict[str, list]]:
+    """Cosine-similarity ranking of every document for every query: nDCG@10, recall@1/10, MRR@10
+    (and, per query, nDCG@10: the items a bootstrap resamples)."""
     q = encode(model, data.queries, batch_size)
     d = encode(model, data.documents, batch_size)
     parts = [ranking_metrics(q[i:i + chunk] @ d.T, data.relevant[i:i + chunk], reduce=False)
              for i in range(0, len(q), chunk)]
-    scores = {m: float(np.concatenate([p[m] for p in parts]).mean()) for m in RANKING_METRICS}
-    return scores, {"queries": len(data.queries), "documents": len(data.documents)}
+    per_query = {m: np.concatenate([p[m] for p in parts]) for m in RANKING_METRICS}
+    scores = {m: float(v.mean()) for m, v in per_query.items()}
+    return (scores, {"queries": len(data.queries), "documents": len(data.documents)},
+            {"ndcg@10": per_query["ndcg@10"].tolist()})
 
 
-def run_similarity(model: Any, data: D.SimilarityData, batch_size: int = 64) -> tuple[dict[str, float], dict[str, int]]:
-    """Spearman between the cosine similarity of each pair and the human score."""
+def run_similarity(model: Any, data: D.SimilarityData,
+                   batch_size: int = 64) -> tuple[dict[str, float], dict[str, int], dict[str, list]]:
+    """Spearman between the cosine similarity of each pair and the human score (items: both, per pair)."""
     e = encode(model, data.texts, batch_size)
     cos = (e[data.pairs[:, 0]] * e[data.pairs[:, 1]]).sum(1)
-    return {"spearman": spearman(cos, data.scores)}, {"pairs": len(data), "texts": len(data.texts)}
+    return ({"spearman": spearman(cos, data.scores)}, {"pairs": len(data), "texts": len(data.texts)},
+            {"cosine": cos.tolist(), "human": np.asarray(data.scores, dtype=np.float64).tolist()})
 
 
 def run_classification(model: Any, data: D.ClassificationData, batch_size: int = 64, seed: int = 0,
-                       test_size: float = 0.3) -> tuple[dict[str, float], dict[str, int]]:
-    """Logistic-regression accuracy on frozen embeddings, fixed seeded split (by group if any)."""
+                       test_size: float = 0.3) -> tuple[dict[str, float], dict[str, int], dict[str, list]]:
+    """Logistic-regression accuracy on frozen embeddings, fixed seeded split (by group if any); items:
+    whether each test text was classified correctly (and its group, if any)."""
     train, test = train_test_indices(data.labels, test_size, seed, data.groups)
     e = encode(model, data.texts, batch_size)
-    acc = logreg_accuracy(e[train], data.labels[train], e[test], data.labels[test], seed=seed)
+    pred = logreg_predict(e[train], data.labels[train], e[test], seed=seed)
+    correct = pred == data.labels[test]
+    acc = float(correct.mean())
+    items: dict[str, list] = {"correct": correct.astype(int).tolist()}
+    if data.groups is not None:
+        items["group"] = np.asarray(data.groups)[test].tolist()
     sizes = {"texts": len(data), "train": len(train), "test": len(test),
              "classes": int(len(np.unique(data.labels)))}
     if data.groups is not None:
         sizes["groups"] = int(len(np.unique(data.groups)))
-    return {"accuracy": acc}, sizes
+    return {"accuracy": acc}, sizes, items
 
 
 def _run_task(name: str, model: Any, sizes: Mapping[str, int | None], batch_size: int, seed: int):
@@ -180,7 +197,7 @@ _PROBES: dict[str, Callable[[], Any]] = {
 
 def evaluate(model: Any, tasks: str | Iterable[str] | None = None, fast: bool = False,
              batch_size: int = 64, seed: int = 0, sizes: Mapping[str, int | None] | None = None,
-             progress: bool = True) -> dict:
+             progress: bool = True, items: bool = True) -> dict:
     """Run the evaluation tasks on ``model`` (anything with a SentenceTransformer-like ``.encode``).
 
     Args:
@@ -191,10 +208,13 @@ def evaluate(model: Any, tasks: str | Iterable[str] | None = None, fast: bool = 
             ``{"retrieval_queries": 200, "retrieval_distractors": 500}``.
         seed: seeds the samples and the train/test splits; same seed, same numbers.
         progress: show a tqdm bar over the tasks.
+        items: keep the per-item results under ``"items"`` (per query nDCG@10, per pair cosine and
+            human score, per test text correct or not), which ``ternlib.evaluation.bootstrap`` resamples
+            for confidence intervals.
 
     Returns:
         ``{"tasks": {name: {"main": float, metric: float, ...}}, "fast": bool, "seed": int,
-        "n": {name: {sizes}}, "seconds": {name: float}, "skipped": {name: reason}}``
+        "n": {name: {sizes}}, "seconds": {name: float}, "skipped": {name: reason}, "items": {name: {...}}}``
 
     Example:
         >>> from ternlib import load_text_encoder
@@ -224,8 +244,10 @@ def evaluate(model: Any, tasks: str | Iterable[str] | None = None, fast: bool = 
     for name in bar:
         bar.set_postfix_str(name)
         t0 = time.perf_counter()
-        scores, n = _run_task(name, model, size_map, batch_size, seed)
+        scores, n, per_item = _run_task(name, model, size_map, batch_size, seed)
         results["tasks"][name] = {"main": scores[TASKS[name].main], **scores}
+        if items:
+            results.setdefault("items", {})[name] = per_item
         results["n"][name] = n
         results["seconds"][name] = round(time.perf_counter() - t0, 2)
     bar.close()
@@ -304,11 +326,23 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def _compact(values: list) -> str:
+    """A list of numbers on one line, floats to 6 significant digits."""
+    return "[" + ",".join(json.dumps(float(f"{v:.6g}") if isinstance(v, float) else v) for v in values) + "]"
+
+
 def save_results(results: Mapping, path: str | os.PathLike) -> None:
-    """Write an ``evaluate`` result as JSON (numpy numbers become plain numbers, nan becomes null)."""
+    """Write an ``evaluate`` result as JSON (numpy numbers become plain numbers, nan becomes null); the
+    per-item lists, if any, one line each (floats to 6 significant digits)."""
+    data = _jsonable(results)
+    items = data.pop("items", None)
+    text = json.dumps(data, indent=2)
+    if items:
+        lines = [f"    {json.dumps(task)}: {{" + ", ".join(f"{json.dumps(k)}: {_compact(v)}" for k, v in d.items())
+                 + "}" for task, d in items.items()]
+        text = text[:-2] + ',\n  "items": {\n' + ",\n".join(lines) + "\n  }\n}"
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(_jsonable(results), f, indent=2)
-        f.write("\n")
+        f.write(text + "\n")
 
 
 def load_results(path: str | os.PathLike) -> dict:

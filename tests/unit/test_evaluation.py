@@ -322,3 +322,16 @@ def test_minilm_fast_scores_are_sane(minilm_fp, one_thread):
         assert 0.15 < s["brown-genre"] < 0.9  # 15 genres, the largest holds 16%
     for v in r["tasks"].values():
         assert all(-1 <= x <= 1 for x in v.values())
+    # the per-item results the bootstrap resamples: one per query, pair or test text, and they average back
+    items = r["items"]
+    assert len(items["wordnet-retrieval"]["ndcg@10"]) == r["n"]["wordnet-retrieval"]["queries"]
+    assert np.mean(items["wordnet-retrieval"]["ndcg@10"]) == pytest.approx(s["wordnet-retrieval"])
+    assert len(items["simlex999"]["cosine"]) == len(items["simlex999"]["human"]) == r["n"]["simlex999"]["pairs"]
+    from ternlib.evaluation import spearman
+
+    assert spearman(items["simlex999"]["cosine"], items["simlex999"]["human"]) == pytest.approx(s["simlex999"])
+    assert len(items["polarity"]["correct"]) == r["n"]["polarity"]["test"]
+    assert np.mean(items["polarity"]["correct"]) == pytest.approx(s["polarity"])
+    if "brown-genre" in s:
+        assert len(items["brown-genre"]["group"]) == len(items["brown-genre"]["correct"])
+    assert "items" not in evaluate(minilm_fp, tasks=["polarity"], progress=False, items=False)
