@@ -1,4 +1,4 @@
-"""Benchmarks: ternary layers and encoders against FP32, bf16 and int8 dynamic quantization.
+"""Benchmarks: ternary layers and encoders against FP32, bf16, int8 dynamic quantization and ONNX Runtime.
 
 Machines are noisy, so every comparison runs its variants **interleaved in one process** (each
 repeat times every variant once, in a rotating order) and reports medians and ratios to FP32
@@ -7,6 +7,9 @@ measured side by side. Three parts:
 - ``layers``: one linear layer, the shapes of MiniLM, BERT-base and ViT-B (ViT-B/16 has the
   same linear shapes as BERT-base), for M = 1, 16, 128, 4096 tokens;
 - ``encoder``: the MiniLM sentence encoder, one short query and 512 sentences in batches of 64;
+  with ``onnxruntime`` installed (``pip install onnxruntime onnx``, or the ``bench`` extra) also
+  the same FP32 model exported to ONNX and run by ONNX Runtime, in FP32 and with ONNX Runtime's
+  int8 dynamic quantization (per-channel int8 weights), the CPU peers a practitioner would pick;
 - ``storage``: bytes of the saved files;
 - ``roofs`` and ``split``: the machine's roofline (bandwidth, peak FP32 and int8 GEMM) and where
   the encoder's time goes (linear layers vs the rest), the data of chapter 4's Amdahl bound.
@@ -22,6 +25,8 @@ Example:
 from __future__ import annotations
 
 import copy
+import importlib.util
+import inspect
 import os
 import platform
 import statistics
@@ -30,6 +35,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -187,17 +193,144 @@ def _ternary_encoder(fp32: nn.Module, checkpoint: str | os.PathLike | None, acti
     return freeze_(model), "round-to-nearest ternarization of the FP32 model"
 
 
+ORT_VARIANTS = ["ort fp32", "ort int8"]  # ONNX Runtime rows of the encoder benchmark, when onnxruntime is installed
+
+
+def onnxruntime_missing() -> str | None:
+    """None when ``onnxruntime`` and ``onnx`` import, else a message that says how to install them."""
+    missing = [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (f"{' and '.join(missing)} not installed, so the ONNX Runtime rows were skipped; to add them: "
+            "pip install onnxruntime onnx   (or: pip install 'ternlib[bench]')")
+
+
+def _features(model: nn.Module, texts: list[str]) -> dict[str, torch.Tensor]:
+    """The tensors a SentenceTransformer's tokenizer makes of ``texts`` (input ids, masks), as ``encode`` makes them."""
+    from .models import quiet_hf
+
+    prepare = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers >= 6 / older
+    with quiet_hf():
+        feats = prepare(texts)
+    return {k: v for k, v in feats.items() if torch.is_tensor(v)}
+
+
+class _SentenceEmbedding(nn.Module):
+    """A SentenceTransformer as a function of its token tensors, for ``torch.onnx.export``."""
+
+    def __init__(self, model: nn.Module, names: list[str]):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(dict(zip(self.names, inputs)))["sentence_embedding"]
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17) -> list[str]:
+    """Export a SentenceTransformer (tokens -> pooled, normalized embedding) to ONNX; returns the input names.
+
+    Batch and sequence length are dynamic axes. The TorchScript-based exporter (``dynamo=False``) is
+    used: it needs no ``onnxscript``, and a BERT encoder traces cleanly with it.
+    """
+    model = model.eval()
+    feats = _features(model, ["a sentence to trace the encoder with", "and a shorter one"])
+    names = list(feats)
+    kwargs: dict[str, Any] = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_SentenceEmbedding(model, names), tuple(feats[n] for n in names), str(path),
+                          input_names=names, output_names=["sentence_embedding"], opset_version=opset,
+                          dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
+                                        "sentence_embedding": {0: "batch"}}, **kwargs)
+    return names
+
+
+class OrtEncoder:
+    """An exported SentenceTransformer run by ONNX Runtime, with ``encode`` as the model's own.
+
+    Tokenization is the model's tokenizer, and the texts are sorted by length and batched as
+    ``SentenceTransformer.encode`` does, so the two differ only in what runs the network. The
+    session uses as many intra-op threads as torch and does not spin-wait between calls (a
+    spinning thread would take CPU from the variant timed next in an interleaved benchmark).
+    """
+
+    def __init__(self, model: nn.Module, onnx_path: str | os.PathLike, names: list[str], threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.model, self.names = model, names
+
+    def encode(self, texts: list[str], batch_size: int = 32, convert_to_tensor: bool = True,
+               show_progress_bar: bool = False) -> torch.Tensor | np.ndarray:
+        """Embeddings of ``texts`` (rows in the order of ``texts``), like ``SentenceTransformer.encode``."""
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            feats = _features(self.model, [texts[i] for i in idx])
+            emb = self.session.run(None, {n: feats[n].numpy() for n in self.names})[0]
+            for i, e in zip(idx, emb):
+                out[i] = e
+        res = np.stack(out)
+        return torch.from_numpy(res) if convert_to_tensor else res
+
+
+def ort_encoders(fp32: nn.Module, folder: str | os.PathLike, check_texts: list[str], threads: int | None = None,
+                 atol: float = 1e-4) -> tuple[dict[str, OrtEncoder], dict[str, Any]]:
+    """ONNX Runtime FP32 and int8 copies of the FP32 SentenceTransformer ``fp32``, files written under ``folder``.
+
+    The FP32 export must reproduce torch's embeddings of ``check_texts`` within ``atol`` (else
+    ``AssertionError``). The int8 copy is ``onnxruntime.quantization.quantize_dynamic`` with
+    per-channel int8 weights (activations quantized at run time, as PyTorch's dynamic quantization).
+    Returns the encoders and a description (versions, file sizes, the export's largest difference).
+    """
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = Path(folder)
+    f32, i8 = folder / "minilm_fp32.onnx", folder / "minilm_int8.onnx"
+    names = export_onnx(fp32, f32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(f32, i8, per_channel=True, weight_type=QuantType.QInt8)
+    encoders = {"ort fp32": OrtEncoder(fp32, f32, names, threads), "ort int8": OrtEncoder(fp32, i8, names, threads)}
+    with torch.inference_mode():
+        ref = fp32.encode(check_texts, batch_size=64, convert_to_tensor=True, show_progress_bar=False).float()
+    diff = float((encoders["ort fp32"].encode(check_texts, batch_size=64) - ref).abs().max())
+    if not diff <= atol:
+        raise AssertionError(f"the ONNX export of the FP32 model disagrees with torch: largest difference {diff:.2e} "
+                             f"> {atol:g} over {len(check_texts)} sentences")
+    return encoders, {"onnxruntime": onnxruntime.__version__, "intra-op threads":
+                      encoders["ort fp32"].session.get_session_options().intra_op_num_threads,
+                      "fp32 onnx bytes": f32.stat().st_size, "int8 onnx bytes": i8.stat().st_size,
+                      "int8 quantization": "quantize_dynamic, per-channel QInt8 weights",
+                      "max abs diff ort fp32 vs torch fp32": diff}
+
+
 @torch.inference_mode()
 def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 512, batch_size: int = 64,
-                  repeats: int = 5, query_repeats: int = 30, progress: bool = True) -> dict[str, Any]:
-    """End to end MiniLM: FP32 against bf16, int8 dynamic and the ternary checkpoint (a8 and fp-act)."""
+                  repeats: int = 5, query_repeats: int = 30, progress: bool = True,
+                  onnxruntime: bool = True) -> dict[str, Any]:
+    """End to end MiniLM: FP32 against bf16, int8 dynamic, the ternary checkpoint (a8 and fp-act) and,
+    with ``onnxruntime`` (installed and not turned off), ONNX Runtime FP32 and int8 (:func:`ort_encoders`).
+
+    Without onnxruntime the other rows run, a warning says how to install it, and the result's
+    ``"onnxruntime"`` entry says that the rows were skipped.
+    """
+    import tempfile
+
     from .models import load_text_encoder, quiet_hf
 
     fp32 = load_text_encoder().eval()
     bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
     dyn = _dynamic_int8(copy.deepcopy(fp32))
     (t8, source), (tf, _) = (_ternary_encoder(fp32, checkpoint, act) for act in ("int8", "float"))
-    models = {"fp32": fp32, "bf16": bf16, "int8 dynamic": dyn, "ternary a8": t8, "ternary fp-act": tf}
+    models: dict[str, Any] = {"fp32": fp32, "bf16": bf16, "int8 dynamic": dyn, "ternary a8": t8, "ternary fp-act": tf}
     sents = _sentences(n_sentences)
 
     def enc(model, texts, bs):
@@ -205,6 +338,23 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
             return model.encode(texts, batch_size=bs, convert_to_tensor=True, show_progress_bar=False)
 
     out: dict[str, Any] = {"ternary source": source, "workloads": []}
+    missing = onnxruntime_missing() if onnxruntime else "turned off (onnxruntime=False)"
+    with tempfile.TemporaryDirectory(prefix="ternlib-onnx-") as tmp:
+        if missing is None:
+            ort_models, out["onnxruntime"] = ort_encoders(fp32, tmp, sents[:64])
+            models.update(ort_models)
+        else:
+            if onnxruntime:
+                warnings.warn(missing, stacklevel=2)
+            out["onnxruntime"] = {"skipped": missing}
+        _encoder_timings(models, sents, n_sentences, batch_size, repeats, query_repeats, enc, out)
+    return out
+
+
+def _encoder_timings(models: dict[str, Any], sents: list[str], n_sentences: int, batch_size: int, repeats: int,
+                     query_repeats: int, enc: Callable[..., torch.Tensor], out: dict[str, Any]) -> None:
+    """The two encoder workloads, every model interleaved, and each model's cosine to FP32, into ``out``."""
+    fp32 = models["fp32"]
     work = [("one query", [QUERY], 1, query_repeats),
             (f"{n_sentences} sentences, batch {batch_size}", sents, batch_size, repeats)]
     for label, texts, bs, reps in work:
@@ -215,7 +365,6 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
     ref = enc(fp32, sents[:64], 64).float()
     out["cosine to fp32 (first 64 sentences)"] = {
         name: float(F.cosine_similarity(enc(m, sents[:64], 64).float(), ref).mean()) for name, m in models.items()}
-    return out
 
 
 @torch.inference_mode()
@@ -328,19 +477,32 @@ def run(quick: bool = False, checkpoint: str | os.PathLike | None = None, thread
     return res
 
 
+VARIANTS = ["bf16", "int8 dynamic", "ternary a8", "ternary fp-act"]  # the variants besides FP32, layers and encoder
+
+
+def encoder_variants(res: dict[str, Any]) -> list[str]:
+    """The encoder benchmark's variants besides FP32: :data:`VARIANTS`, then the ONNX Runtime ones it ran."""
+    work = res.get("encoder", {}).get("workloads", [])
+    return VARIANTS + [v for v in ORT_VARIANTS if work and v in work[0]["ratio"]]
+
+
 def table(res: dict[str, Any]) -> str:
     """Markdown tables of the ratios (variant time / FP32 time, lower is faster)."""
-    variants = ["bf16", "int8 dynamic", "ternary a8", "ternary fp-act"]
+    variants = VARIANTS
     lines = ["| layer | M | fp32 ms | " + " | ".join(variants) + " | kernel (a8) |",
              "|---|---:|---:|" + "---:|" * len(variants) + "---|"]
     for r in res.get("layers", []):
         lines.append(f"| {r['layer']} | {r['M']} | {r['ms']['fp32']:.3f} | "
                      + " | ".join(f"{r['ratio'][v]:.2f}x" for v in variants) + f" | {r['kernel a8']} |")
+    variants = encoder_variants(res)
     lines += ["", "| encoder workload | fp32 ms | " + " | ".join(variants) + " |",
               "|---|---:|" + "---:|" * len(variants)]
     for w in res.get("encoder", {}).get("workloads", []):
         lines.append(f"| {w['workload']} | {w['ms']['fp32']:.1f} | "
                      + " | ".join(f"{w['ratio'][v]:.2f}x" for v in variants) + " |")
+    skipped = res.get("encoder", {}).get("onnxruntime", {}).get("skipped")
+    if skipped:
+        lines += ["", f"ONNX Runtime: {skipped}"]
     st = res.get("storage", {})
     if "ratio" in st:
         lines += ["", f"storage: ternary checkpoint {st['ternary checkpoint bytes'] / 2**20:.1f} MiB, "
@@ -352,36 +514,36 @@ def table(res: dict[str, Any]) -> str:
 
 
 def plot(res: dict[str, Any], path: str | os.PathLike) -> None:
-    """Ratio bars: per layer (one panel per M) and end to end."""
+    """Ratio bars: per layer (one panel per M) and end to end; the legend sits beside the panels, off the bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    variants = ["bf16", "int8 dynamic", "ternary a8", "ternary fp-act"]
     layers = res.get("layers", [])
     ms = sorted({r["M"] for r in layers})
-    fig, axes = plt.subplots(1, len(ms) + 1, figsize=(4 * (len(ms) + 1), 4), squeeze=False)
-    for ax, m in zip(axes[0], ms):
-        rows = [r for r in layers if r["M"] == m]
+    fig, axes = plt.subplots(1, len(ms) + 1, figsize=(4 * (len(ms) + 1), 4.6), squeeze=False)
+
+    def bars(ax, rows, variants, labels):
         width = 0.8 / len(variants)
         for i, v in enumerate(variants):
-            ax.bar([j + i * width for j in range(len(rows))], [r["ratio"][v] for r in rows], width, label=v)
+            ax.bar([j + i * width for j in range(len(rows))], [r["ratio"][v] for r in rows], width, label=v,
+                   color=f"C{(VARIANTS + ORT_VARIANTS).index(v)}")
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))])
-        ax.set_xticklabels([f"{r['K']}->{r['N']}" for r in rows], rotation=45, ha="right", fontsize=8)
+        ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
         ax.axhline(1.0, color="k", lw=0.8)
+
+    for ax, m in zip(axes[0], ms):
+        rows = [r for r in layers if r["M"] == m]
+        bars(ax, rows, VARIANTS, [f"{r['K']}->{r['N']}" for r in rows])
         ax.set_title(f"one layer, M = {m}")
         ax.set_ylabel("time / FP32 time")
     ax = axes[0][-1]
     work = res.get("encoder", {}).get("workloads", [])
-    width = 0.8 / len(variants)
-    for i, v in enumerate(variants):
-        ax.bar([j + i * width for j in range(len(work))], [w["ratio"][v] for w in work], width, label=v)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(work))])
-    ax.set_xticklabels([w["workload"] for w in work], rotation=20, ha="right", fontsize=8)
-    ax.axhline(1.0, color="k", lw=0.8)
+    variants = encoder_variants(res)
+    bars(ax, work, variants, [w["workload"] for w in work])
     ax.set_title("MiniLM encoder, end to end")
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)  # beside the last panel, on no bar
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -125,7 +125,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing packages into .venv (first time: several minutes)"
   log=.venv/setup.log
   if ! { .venv/bin/python -m pip install --upgrade pip &&
-         .venv/bin/python -m pip install -c constraints.txt -e ".[dev]" &&
+         .venv/bin/python -m pip install -c constraints.txt -e ".[dev,bench]" &&  # bench: ONNX Runtime rows
          .venv/bin/python -m ipykernel install --sys-prefix --name python3; } >"$log" 2>&1; then
     tail -n 30 "$log" >&2
     echo "setup: pip install failed; full log in $log" >&2

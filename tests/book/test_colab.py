@@ -87,6 +87,17 @@ def repo(tmp_path_factory):
     return dest
 
 
+@pytest.fixture(scope="session")
+def extensions_dir(tmp_path_factory):
+    """Where the played chapters build the C++ kernel: empty at first, as in a fresh Colab runtime, and shared
+    by the chapters played in one test run (across xdist workers), so the second reuses the first's build
+    (torch locks the folder while one builds) instead of compiling it again."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "colab-torch-extensions"
+    shared.mkdir(exist_ok=True)  # one folder for every xdist worker of this run (their base folders' parent)
+    return shared
+
+
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
     with mirror_mod.Mirror(tmp_path_factory.mktemp("mirror")) as m:
@@ -139,7 +150,7 @@ def run_notebook(nb, km_or_name, cwd: Path, env: dict[str, str]) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("chapter", ["01_fp32_to_ternary", "03_evaluating_text"])
-def test_chapter_runs_as_in_colab(chapter, repo, mirror, tmp_path):
+def test_chapter_runs_as_in_colab(chapter, repo, mirror, extensions_dir, tmp_path):
     python, km = colab_runtime(tmp_path)
     home, work = tmp_path / "home", tmp_path / chapter
     home.mkdir()
@@ -150,7 +161,7 @@ def test_chapter_runs_as_in_colab(chapter, repo, mirror, tmp_path):
                    # means --no-build-isolation (pip reads the variable as the option's value)
                    PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0", PIP_DISABLE_PIP_VERSION_CHECK="1",
                    PATH=os.pathsep.join([str(python.parent), os.path.dirname(shutil.which("git")), "/usr/bin", "/bin"]),
-                   **mirror.env())
+                   TORCH_EXTENSIONS_DIR=str(extensions_dir), **mirror.env())
     env.pop("VIRTUAL_ENV", None)
     env.pop("PYTHONPATH", None)
 

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 from ternlib import bench
 from ternlib.cli import main
@@ -36,11 +37,59 @@ def test_crossover_bench_reports_where_packed_wins():
 
 
 def test_encoder_bench_small(monkeypatch):
-    res = bench.encoder_bench(n_sentences=4, batch_size=2, repeats=1, query_repeats=1, progress=False)
+    monkeypatch.setattr(bench, "onnxruntime_missing", lambda: "onnxruntime not installed: pip install onnxruntime onnx")
+    with pytest.warns(UserWarning, match="pip install onnxruntime"):  # the other rows still run
+        res = bench.encoder_bench(n_sentences=4, batch_size=2, repeats=1, query_repeats=1, progress=False)
     assert [w["workload"] for w in res["workloads"]] == ["one query", "4 sentences, batch 2"]
     cos = res["cosine to fp32 (first 64 sentences)"]
     assert cos["fp32"] == pytest.approx(1.0, abs=1e-5) and cos["bf16"] > 0.99
     assert 0.5 < cos["int8 dynamic"] <= 1.0 + 1e-5
+    assert set(res["workloads"][0]["ratio"]) == {"fp32", *bench.VARIANTS}
+    assert "skipped" in res["onnxruntime"]
+    text = bench.table({"encoder": res})
+    assert "ort int8" not in text and "ONNX Runtime: onnxruntime not installed" in text
+
+
+@pytest.fixture(scope="module")
+def tiny_sentence_transformer(minilm_fp, tmp_path_factory):
+    """A 2-layer, 32-wide random BERT with MiniLM's tokenizer, as a SentenceTransformer (mean pooling, normalized)."""
+    import warnings
+
+    from transformers import BertConfig, BertModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from sentence_transformers import SentenceTransformer, models
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tok = minilm_fp.tokenizer
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    modules = [models.Transformer(str(folder)), models.Pooling(32, "mean"), models.Normalize()]
+    return SentenceTransformer(modules=modules, device="cpu").eval()
+
+
+def test_onnxruntime_peers_match_torch_on_a_tiny_model(tiny_sentence_transformer, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    st = tiny_sentence_transformer
+    texts = ["one sentence", "and another, longer sentence with more words in it", "a third", "a fourth one"]
+    encoders, info = bench.ort_encoders(st, tmp_path, texts)  # raises if the FP32 export disagrees with torch
+    assert set(encoders) == set(bench.ORT_VARIANTS)
+    assert info["max abs diff ort fp32 vs torch fp32"] <= 1e-4
+    assert info["int8 onnx bytes"] < info["fp32 onnx bytes"]
+    ref = st.encode(texts, convert_to_tensor=True, show_progress_bar=False)
+    fp = encoders["ort fp32"].encode(texts, batch_size=3)  # rows come back in the order of the texts
+    torch.testing.assert_close(fp, ref, atol=1e-4, rtol=0)
+    q = encoders["ort int8"].encode(texts, batch_size=3)
+    assert torch.nn.functional.cosine_similarity(q, ref).min() > 0.95
+    res = {"encoder": {"workloads": [{"workload": "w", "ms": {"fp32": 1.0, **{v: 1.0 for v in bench.VARIANTS},
+                                                               **{v: 0.5 for v in bench.ORT_VARIANTS}},
+                                      "ratio": {"fp32": 1.0, **{v: 1.0 for v in bench.VARIANTS},
+                                                **{v: 0.5 for v in bench.ORT_VARIANTS}}}]}}
+    assert bench.encoder_variants(res) == bench.VARIANTS + bench.ORT_VARIANTS
+    assert "| ort fp32 | ort int8 |" in bench.table(res)
 
 
 def test_bench_cli_help(capsys):
