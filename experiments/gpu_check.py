@@ -390,10 +390,11 @@ def section_e2e(run: Run) -> None:
                 a, r = outs[row["model"]], outs[lbl]
                 row["equal_to_reference"] = bool(torch.equal(a, r))
                 row["max_abs_diff_vs_reference"] = (a.float() - r.float()).abs().max().item()
+        # against fp16 on the same batch AND sequence length (a batch size can appear with several lengths)
         fp_ms = next((r["ms_median"] for r in rows
-                      if r["model"] == "fp16" and r["batch"] == batch and "ms_median" in r), None)
+                      if r["model"] == "fp16" and r["batch"] == batch and r["seq"] == seq and "ms_median" in r), None)
         for r in rows:
-            if r["batch"] == batch and "ms_median" in r:
+            if r["batch"] == batch and r["seq"] == seq and "ms_median" in r:
                 if fp_ms:
                     r["speedup_vs_fp16"] = round(fp_ms / r["ms_median"], 3)
                 print(f"  {batch}x{seq} {r['model']:<26} {r['ms_median']:8.3f} ms  "

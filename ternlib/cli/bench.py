@@ -13,10 +13,12 @@ NAME = "bench"
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         NAME,
-        help="time ternary layers and the ternary MiniLM against FP32, bf16 and int8 dynamic quantization",
+        help="time ternary layers and the ternary MiniLM against FP32, bf16, int8 dynamic quantization and "
+        "ONNX Runtime (FP32 and int8)",
         description="Benchmark, every comparison interleaved in one process and reported as ratios of "
         "medians to FP32: one linear layer (MiniLM, BERT-base and ViT-B shapes at M = 1, 16, 128, 4096 "
-        "tokens), the MiniLM encoder end to end (one short query; 512 sentences in batches of 64), and "
+        "tokens), the MiniLM encoder end to end (one short query; 512 sentences in batches of 64; with ONNX Runtime "
+        "FP32 and int8 dynamic quantization when onnxruntime is installed: pip install 'ternlib[bench]'), and "
         "the checkpoint's storage. Example: ternlib bench --quick",
     )
     p.add_argument("--quick", action="store_true", help="two layer shapes and a short encoder run (under a minute)")

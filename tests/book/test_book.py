@@ -235,3 +235,27 @@ def test_site_check_catches_remote_loads(built_book, tmp_path):
                      "a file of the site failed to load: /_static/html-manager/embed-amd.js",
                      "1 of 1 widget(s) did not render"):
         assert f"FAIL book/06_ann_search.html: {expected}" in res.stdout, (expected, res.stdout[-6000:])
+
+
+@pytest.mark.parametrize("page", sorted((ROOT / "book").glob("*.md")), ids=lambda p: p.name)
+def test_no_work_tracker_words(page):
+    """The book speaks to readers: no chapter mentions the project's work items ("the issue's target")."""
+    hits = [line.strip() for line in page.read_text().splitlines() if re.search(r"\bissues?\b", line, re.I)]
+    assert not hits, f"{page.name}: " + " | ".join(hits[:3])
+
+
+@pytest.mark.parametrize("nb_path", [p for p in NOTEBOOKS if p.stem[:2].isdigit()], ids=lambda p: p.name)
+def test_every_exercise_has_a_solution_and_a_self_check(nb_path):
+    """Every numbered exercise is followed by a worked solution (a dropdown), and the chapter ends with
+    self-check questions, each with its answer."""
+    text = (ROOT / "book" / f"{nb_path.stem}.md").read_text()
+    assert "## Exercises" in text and "## Self-check" in text, nb_path.stem
+    exercises = text.split("## Exercises", 1)[1].split("## Self-check", 1)[0]
+    numbered = re.split(r"\n(?=\d+\. \*\*)", "\n" + exercises)[1:]
+    assert numbered, f"{nb_path.stem}: no numbered exercises"
+    for block in numbered:
+        assert ":class: dropdown" in block, f"{nb_path.stem}: exercise without a solution: {block[:80]!r}"
+    checks = re.split(r"\n(?=\d+\. )", "\n" + text.split("## Self-check", 1)[1])[1:]
+    assert len(checks) >= 3, f"{nb_path.stem}: fewer than 3 self-check questions"
+    for block in checks:
+        assert ":class: dropdown" in block, f"{nb_path.stem}: self-check question without an answer: {block[:80]!r}"
