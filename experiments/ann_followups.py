@@ -7,7 +7,7 @@ and search with every pair of encoders for documents and queries (mixed pairs: n
 
 Embeddings are cached like `python -m ternlib ann` caches them ($TERNLIB_CACHE, default
 ~/.cache/ternlib/ann), so a run after `ann` on the same corpus only searches. Every nDCG@10 is
-also given as a ratio to the FP32 encoder with exact (Flat) search, the reference of issue 6.
+also given as a ratio to the FP32 encoder with exact (Flat) search, chapter 6's reference.
 """
 from __future__ import annotations
 

@@ -27,8 +27,27 @@ def neighbour_recall(ids: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
     return float(hit.any(2).sum(1).mean() / k)
 
 
+def precision_at_k(ids: np.ndarray, relevant: Sequence[Sequence[int]], k: int = 10) -> float:
+    """Mean over queries of (relevant documents in the top ``k``) / ``k``: the paper's precision@10.
+
+    An unfilled slot (id -1) counts as a miss. With one relevant document a query (most of WordNet)
+    precision@k is recall@k / k, so it is at most 1/k.
+
+    >>> precision_at_k(np.array([[3, 1, -1], [0, 2, 5]]), [(1,), (7, 8)], k=3)
+    0.16666666666666666
+    """
+    ids = np.asarray(ids)[:, :k]
+    if len(ids) != len(relevant):
+        raise AnnError(f"{len(ids)} result rows but {len(relevant)} relevance lists")
+    if ids.shape[1] < k:
+        raise AnnError(f"precision@{k} needs {k} result columns, got {ids.shape[1]}")
+    hits = [sum(int(j) in rel for j in row if j >= 0) for row, rel in zip(ids, map(set, relevant))]
+    return float(np.mean(hits) / k)
+
+
 def task_metrics(ids: np.ndarray, relevant: Sequence[Sequence[int]], k: int = 10, chunk: int = 512) -> dict[str, float]:
-    """nDCG@10, recall@1, recall@10 and MRR@10 of ranked result ids (nq, >= k), computed by
+    """nDCG@10, recall@1, recall@10, MRR@10 and precision@10 of ranked result ids (nq, >= k); all but
+    precision (:func:`precision_at_k`) are computed by
     :func:`ternlib.evaluation.metrics.ranking_metrics` on a compact score matrix per chunk of
     queries: k placeholder columns (never relevant, they fill slots an index left empty), then
     every retrieved or relevant document of the chunk; retrieved documents score by rank."""
@@ -48,7 +67,9 @@ def task_metrics(ids: np.ndarray, relevant: Sequence[Sequence[int]], k: int = 10
         mapped = [[k + int(np.searchsorted(cols, j)) for j in r] for r in rel]
         for name, v in ranking_metrics(scores, mapped, k=k, reduce=False).items():
             parts.setdefault(name, []).append(v)
-    return {name: float(np.concatenate(v).mean()) for name, v in parts.items()}
+    out = {name: float(np.concatenate(v).mean()) for name, v in parts.items()}
+    out[f"precision@{k}"] = precision_at_k(ids, relevant, k)
+    return out
 
 
 def load_corpus(n_queries: int | None = None, n_docs: int | None = None, seed: int = 0):

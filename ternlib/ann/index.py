@@ -52,7 +52,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("Flat", "Flat", "", "exact search: every query against every vector (the ground truth)"),
     Preset("IVF-Flat", "IVF{nlist},Flat", "nprobe={nprobe}",
            "k-means cells; a query scans the vectors of its nprobe nearest cells"),
-    Preset("HNSW", "HNSW32", "efSearch=64", "navigable small-world graph, 32 links per node",
+    Preset("HNSW", "HNSW32", "efSearch=64", "layered proximity graph, R = 32 (FAISS's M): 2R = 64 links a "
+           "node on the bottom layer, R on the few upper layers; efSearch candidates in the walk",
            ef_construction=80),
     Preset("IVF-PQ+refine", "IVF{nlist},PQ{pq_m}x{pq_nbits},RFlat", "nprobe={nprobe},k_factor_rf=10",
            "IVF with product-quantized codes (d/8 bytes a vector); the 10k best re-ranked exactly"),
@@ -61,8 +62,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "re-scored with the float query against the bits (only bits stored)", binary=True, rescore="codes"),
     Preset("Binary+float-rescore", "BFlat", "", "1 sign bit per dimension, Hamming search, the 10k best "
            "re-scored with the stored float vectors", binary=True, rescore="float"),
+    Preset("LSH", "LSH128r", "", "the paper's IndexLSH(d, 128): a random rotation to 128 directions, one sign bit "
+           "each (16 bytes a vector), Hamming search, no re-scoring; scores are cos(pi h / 128)"),
 ]}
-DEFAULT_PRESETS = tuple(PRESETS)
+#: The presets ``benchmark`` and ``python -m ternlib ann`` measure by default (the stored full run of
+#: chapter 6); ``LSH``, the paper's family, is measured by ``experiments/ann_paper_protocol.py``.
+DEFAULT_PRESETS = tuple(name for name in PRESETS if name != "LSH")
 
 
 def ivf_sizes(n: int, d: int) -> dict[str, int]:
@@ -145,6 +150,15 @@ class AnnIndex:
         return bool(self.rescore)
 
     @property
+    def lsh_bits(self) -> int:
+        """Bits per code of a FAISS ``IndexLSH`` (searched by Hamming distance), 0 for any other index."""
+        if self.binary:
+            return 0
+        faiss = require_faiss()
+        inner = faiss.downcast_index(self.index)
+        return int(inner.nbits) if isinstance(inner, faiss.IndexLSH) else 0
+
+    @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
@@ -185,7 +199,9 @@ class AnnIndex:
         """The ``k`` best vectors of each query: ``(scores, ids)``, each (nq, k), best first.
 
         Queries must be unit-norm (or pass ``normalize=True``). ``k`` may not exceed the number of
-        vectors in the index. An approximate index may leave slots unfilled (e.g. IVF with too
+        vectors in the index. An ``IndexLSH`` (the ``LSH`` preset) ranks by the Hamming distance
+        ``h`` of its ``b``-bit codes; its scores are ``cos(pi h / b)``, the random-hyperplane
+        estimate of the cosine. An approximate index may leave slots unfilled (e.g. IVF with too
         few probed cells): those have id -1 and score -inf.
         """
         q = _check_vectors(_unit(queries) if normalize else queries, self.d, "queries")
@@ -198,6 +214,9 @@ class AnnIndex:
         if self.binary:
             return self._search_binary(q, int(k))
         scores, ids = self.index.search(q, int(k))  # (nq, k), (nq, k)
+        bits = self.lsh_bits
+        if bits:  # IndexLSH returns Hamming distances h (lower is better): the SimHash cosine estimate
+            scores = np.cos(np.pi * scores / bits).astype(np.float32)
         scores[ids < 0] = -np.inf
         return scores, ids
 
@@ -257,6 +276,13 @@ class AnnIndex:
         return path
 
 
+def _is_lsh_factory(factory: str) -> bool:
+    """``LSH``, ``LSH128``, ``LSH128r``, ``LSH128rt``: FAISS's IndexLSH (which the factory builds for L2 only)."""
+    import re
+
+    return re.fullmatch(r"LSH\d*r?t?", factory) is not None
+
+
 def sign_bits(x: np.ndarray) -> np.ndarray:
     """(n, d) floats -> (n, d/8) uint8: bit j of a row is 1 where x[:, j] > 0 (d a multiple of 8)."""
     x = np.asarray(x)
@@ -285,7 +311,7 @@ def load_index(path: str | os.PathLike) -> AnnIndex:
         index = faiss.read_index(str(path))
     except RuntimeError as e:
         raise AnnError(f"{path} is not a FAISS float index ({str(e).splitlines()[-1][:120]})") from None
-    if index.metric_type != faiss.METRIC_INNER_PRODUCT:
+    if index.metric_type != faiss.METRIC_INNER_PRODUCT and not isinstance(faiss.downcast_index(index), faiss.IndexLSH):
         raise AnnError(f"{path} holds an index with metric {index.metric_type}; ternlib.ann searches by inner product")
     return AnnIndex(index, meta.get("name", path.name), meta.get("factory", "?"), index.d,
                     meta.get("search_params", ""), build_seconds=meta.get("build_seconds", 0.0))
@@ -297,8 +323,9 @@ def build_index(x: np.ndarray, spec: str | Preset = "HNSW", search_params: str |
 
     ``spec`` is a preset name (:data:`PRESETS`) or any FAISS factory string (``"IVF256,PQ16"``;
     a string starting with ``B`` such as ``"BFlat"`` or ``"BHNSW32"`` is a binary index re-scored
-    against its codes). ``search_params`` overrides the preset's, e.g. ``"nprobe=64"`` or
-    ``"efSearch=128"`` (``faiss.ParameterSpace`` syntax). ``train`` defaults to ``x``.
+    against its codes; ``"LSH128r"`` is ``faiss.IndexLSH(d, 128)``, the ``LSH`` preset).
+    ``search_params`` overrides the preset's, e.g. ``"nprobe=64"`` or ``"efSearch=128"``
+    (``faiss.ParameterSpace`` syntax). ``train`` defaults to ``x``.
     """
     faiss = require_faiss()
     x = _check_vectors(_unit(x) if normalize else x, None, "vectors")
@@ -322,7 +349,9 @@ def build_index(x: np.ndarray, spec: str | Preset = "HNSW", search_params: str |
         if preset.binary:
             index = faiss.index_binary_factory(d, factory)
         else:
-            index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+            # IndexLSH compares sign bits by Hamming distance whatever the metric; the factory wants L2
+            metric = faiss.METRIC_L2 if _is_lsh_factory(factory) else faiss.METRIC_INNER_PRODUCT
+            index = faiss.index_factory(d, factory, metric)
     except RuntimeError as e:
         raise AnnError(f"FAISS cannot build {factory!r} for d={d}: {str(e).splitlines()[-1][:200]}") from None
     if preset.ef_construction and hasattr(index, "hnsw"):

@@ -45,7 +45,7 @@ def test_every_preset_builds_and_finds_neighbours(data, name):
     assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
     recall = ann.neighbour_recall(ids, exact(x, q, 10), 10)
     floor = {"Flat": 1.0, "HNSW": 0.95, "IVF-Flat": 0.8, "IVF-PQ+refine": 0.8, "SQ8": 0.9,
-             "Binary+rescore": 0.3, "Binary+float-rescore": 0.5}[name]
+             "Binary+rescore": 0.3, "Binary+float-rescore": 0.5, "LSH": 0.3}[name]
     assert recall >= floor, (name, recall)
 
 
@@ -151,7 +151,67 @@ def test_k_equal_to_ntotal_and_unfilled_slots(data):
     assert (ids == -1).any() and np.isneginf(scores[ids == -1]).all()
 
 
-@pytest.mark.parametrize("name", ["Flat", "HNSW", "IVF-PQ+refine", "Binary+rescore", "Binary+float-rescore"])
+def test_lsh_is_the_papers_index(data, tmp_path):
+    """The LSH preset is faiss.IndexLSH(d, 128) (random rotation, 128 sign bits, Hamming search),
+    as the paper built it, with cosine-like scores; it saves and loads like every index."""
+    x, q = data
+    d = 64
+    rng = np.random.default_rng(3)
+    x2 = normalize(np.repeat(x, 2, axis=1) + 0.1 * rng.standard_normal((len(x), d)))  # (2000, 64)
+    q2 = normalize(np.repeat(q, 2, axis=1))  # (100, 64)
+    index = build_index(x2, "LSH")
+    assert index.lsh_bits == 128 and index.factory == "LSH128r" and not index.binary
+    paper = faiss.IndexLSH(d, 128)  # the paper's call: rotate_data defaults to True
+    assert paper.rotate_data and not paper.train_thresholds
+    paper.add(x2)
+    hamming, paper_ids = paper.search(q2, 10)
+    scores, ids = index.search(q2, 10)
+    np.testing.assert_array_equal(ids, paper_ids)  # the same index, the same answers
+    np.testing.assert_allclose(scores, np.cos(np.pi * hamming / 128), atol=1e-6)  # higher is better
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+    codes = faiss.downcast_index(index.index).code_size
+    assert codes == 16  # 128 bits a vector, whatever d
+    rotation = d * 128 * 4  # the random rotation matrix, stored once
+    assert len(x2) * codes <= index.nbytes <= len(x2) * codes + rotation + 4096
+    assert ann.neighbour_recall(ids, exact(x2, q2, 10), 10) >= 0.3
+    assert "LSH" in ann.PRESETS and "LSH" not in ann.DEFAULT_PRESETS  # the stored benchmark's seven
+    back = load_index(index.save(tmp_path / "lsh.faiss"))
+    assert back.lsh_bits == 128
+    for a, b in zip(index.search(q2, 10), back.search(q2, 10)):
+        np.testing.assert_array_equal(a, b)
+    raw = faiss.IndexLSH(d, 64)  # a bare FAISS file of another size loads too (an L2-metric index)
+    raw.add(x2)
+    faiss.write_index(raw, str(tmp_path / "raw.faiss"))
+    assert load_index(tmp_path / "raw.faiss").lsh_bits == 64
+
+
+def test_hnsw_links_per_node(data):
+    """FAISS's HNSW32: R = M = 32, 2R = 64 neighbour slots on the bottom layer, R on each upper one."""
+    x, _ = data
+    index = build_index(x, "HNSW")  # keep it alive: .hnsw is a view into it
+    hnsw = faiss.downcast_index(index.index).hnsw
+    assert [hnsw.nb_neighbors(level) for level in range(3)] == [64, 32, 32]
+    levels = faiss.vector_to_array(hnsw.levels)  # 1 = bottom layer only
+    slots = faiss.vector_to_array(hnsw.neighbors).size
+    assert slots == sum(64 + 32 * (lv - 1) for lv in levels)
+
+
+def test_precision_at_k():
+    ids = np.array([[3, 1, -1], [0, 2, 5], [9, 8, 7]])
+    assert ann.precision_at_k(ids, [(1,), (2, 5), (4,)], k=3) == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
+    # one relevant document a query: precision@k = recall@k / k
+    rng = np.random.default_rng(2)
+    ids = np.stack([rng.permutation(50)[:10] for _ in range(30)])
+    relevant = [(int(rng.integers(50)),) for _ in range(30)]
+    m = ann.task_metrics(ids, relevant)
+    assert m["precision@10"] == pytest.approx(m["recall@10"] / 10)
+    with pytest.raises(AnnError, match="relevance lists"):
+        ann.precision_at_k(ids, relevant[:3])
+    with pytest.raises(AnnError, match="result columns"):
+        ann.precision_at_k(ids[:, :5], relevant, k=10)
+
+
+@pytest.mark.parametrize("name", ["Flat", "HNSW", "IVF-PQ+refine", "Binary+rescore", "Binary+float-rescore", "LSH"])
 def test_save_load_round_trip(data, tmp_path, name):
     x, q = data
     index = build_index(x, name)
