@@ -87,6 +87,14 @@ def _boot(results: dict | None, fp32: dict | None) -> dict[str, Any] | None:
     return bootstrap_retention(results, fp32)
 
 
+def _headline(results: dict, fp32: dict) -> float:
+    """Chapter 3's headline: the mean retention of the sentence-level categories (no items needed)."""
+    from ternlib.evaluation import HEADLINE_CATEGORIES, category_retention
+
+    cats = category_retention(results, fp32)
+    return sum(cats[c] for c in HEADLINE_CATEGORIES) / len(HEADLINE_CATEGORIES)
+
+
 def _ci_cell(s: dict[str, float] | None, link: str = CH3) -> dict[str, Any]:
     """A "retention [low, high]" cell, each figure as chapter 3 prints it ("0.975 [0.961, 0.988]")."""
     if s is None:
@@ -99,7 +107,7 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
     fp32, best, large, large_a8, gptq = (_load(t / f) for f in ("fp32.json", "best/eval.json", "large_batch/eval.json",
                                                                 "large_batch/eval_a8.json",
                                                                 "baselines/int2-g16-gptq.json"))
-    b_best, b_large, b_a8, b_gptq = (_boot(r, fp32) for r in (best, large, large_a8, gptq))
+    b_best, b_large, b_gptq = (_boot(r, fp32) for r in (best, large, gptq))
     cs = _load(t / "corpus_size.json")
     full = cs["rows"][-1] if cs else None
     pa, pr, pg = PAPER["text average retention"], PAPER["text retrieval retention"], PAPER["text gptq retention"]
@@ -113,15 +121,15 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
     def val(s):
         return s["retention"] if s else None
 
-    if b_large and b_a8:
-        f_min = min(b_large["tasks"].items(), key=lambda kv: kv[1]["retention"])
-        q_min = min(b_a8["tasks"].items(), key=lambda kv: kv[1]["retention"])
+    if large and large_a8 and fp32:  # point estimates (chapter 4 prints them; intervals where items were kept)
+        hl, hq = _headline(large, fp32), _headline(large_a8, fp32)
+        rf, rq = retention(large, fp32), retention(large_a8, fp32)
+        f_min, q_min = min(rf.items(), key=lambda kv: kv[1]), min(rq.items(), key=lambda kv: kv[1])
         a8_cell = _cell(f"headline {{}} -> {{}}; lowest task {{}} ({f_min[0]}) -> {{}} ({q_min[0]})",
-                        *(_fig(f"{v:.3f}", v, CH4) for v in (b_large["headline"]["retention"],
-                                                              b_a8["headline"]["retention"],
-                                                              f_min[1]["retention"], q_min[1]["retention"])))
+                        *(_fig(f"{v:.3f}", v, CH4) for v in (hl, hq, f_min[1], q_min[1])))
+        a8_value = hq
     else:
-        a8_cell = _none(NOT_RUN)
+        a8_cell, a8_value = _none(NOT_RUN), None
     headline = "headline retention [95% interval]: mean of retrieval, classification, sentence similarity"
     return [
         {"key": "text-headline", "group": "text quality", "measure": headline + ", best recipe (CPU)",
@@ -154,7 +162,7 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
          "measure": "float -> int8 activations (the fast kernels' path), large-batch recipe", "ours": a8_cell,
          "paper": _none(), "note": "per-token int8 activations; headline and the lowest task",
          "plot": [{"label": "text: headline retention, int8 activations", "kind": "quality",
-                   "ours": val(head(b_a8)), "paper": None}]},
+                   "ours": a8_value, "paper": None}]},
         {"key": "text-gptq", "group": "text quality",
          "measure": "baseline: 2-bit GPTQ, groups of 16 (3.1 bits a weight, no training): headline retention",
          "ours": _ci_cell(head(b_gptq)), "paper": _cell("{}", _fig(f"{pg:.3f}", pg, CH3)),
@@ -206,9 +214,10 @@ def _text_latency_rows(art: Path) -> list[dict[str, Any]]:
     else:
         layer = q = b = None
         ours_layer = ours_enc = _none(NOT_RUN)
-    ort = bench and "ort int8" in bench["encoder"]["workloads"][0]["ratio"]
+    bench_ort = _load(art / "kernels" / "bench_cpu_ort.json") or bench  # the run with ONNX Runtime rows
+    ort = bench_ort and "ort int8" in bench_ort["encoder"]["workloads"][0]["ratio"]
     if ort:
-        r1 = {w["workload"]: w["ratio"] for w in bench["encoder"]["workloads"]}
+        r1 = {w["workload"]: w["ratio"] for w in bench_ort["encoder"]["workloads"]}
         one, many = r1["one query"], r1["512 sentences, batch 64"]
         ours_ort = _cell("one query: ternary {}, ONNX Runtime int8 {}; 512 sentences: ternary {}, ONNX Runtime int8 {}",
                          *(_fig(f"{v:.2f}x", v, CH4) for v in (one["ternary a8"], one["ort int8"],
@@ -241,7 +250,8 @@ def _text_latency_rows(art: Path) -> list[dict[str, Any]]:
         {"key": "text-latency-ort", "group": "text efficiency",
          "measure": "latency, whole encoder, against the CPU peer: ternary and ONNX Runtime int8 (x torch FP32's time)",
          "ours": ours_ort, "paper": _none(),
-         "note": "ONNX Runtime 1.31 with int8 dynamic quantization (per-channel weights), same process, interleaved",
+         "note": "ONNX Runtime 1.31 with int8 dynamic quantization (per-channel weights), same process, interleaved; "
+                 "a second full benchmark run, on " + (bench_ort["machine"]["cpu"] if ort else "-"),
          "plot": ort_plot},
         {"key": "text-latency-gpu", "group": "text efficiency",
          "measure": "latency, whole encoder end to end on an H100 GPU, ternary (Triton) against cuBLAS fp16",
