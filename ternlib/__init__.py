@@ -30,11 +30,11 @@ from .version import __version__  # noqa: F401  (ternlib.__version__)
 
 __all__ = [
     "CheckpointError", "DEFAULT_IMAGE_MODEL", "DEFAULT_SKIP", "DEFAULT_TEXT_MODEL", "Int8Embedding",
-    "Int8EmbeddingConfig", "IntConfig", "PackedTernary", "StorageReport", "TernaryConfig", "TernaryLinear", "TernaryWeight",
-    "available_kernels", "default_filter", "dequantize", "embed_images", "fake_quantize", "freeze_", "int_quantize_", "load",
-    "load_image_encoder", "load_text_encoder", "pack", "pack_2bit", "pack_5trit", "quantize_", "read_config",
-    "reconstruction_error", "register_kernel", "save", "sparsity", "storage_report", "ternarize",
-    "ternary_linear", "ternary_modules", "unpack", "unpack_2bit", "unpack_5trit",
+    "Int8EmbeddingConfig", "IntConfig", "PackedTernary", "StorageReport", "TernaryConfig", "TernaryLinear",
+    "TernaryWeight", "available_kernels", "default_filter", "dequantize", "embed_images", "fake_quantize",
+    "freeze_", "int_quantize_", "load", "load_image_encoder", "load_text_encoder", "pack", "pack_2bit",
+    "pack_5trit", "quantize_", "read_config", "reconstruction_error", "register_kernel", "save", "sparsity",
+    "storage_report", "ternarize", "ternary_linear", "ternary_modules", "unpack", "unpack_2bit", "unpack_5trit",
 ]
 
 _LAZY = {"DEFAULT_IMAGE_MODEL": "vision", "embed_images": "vision", "load_image_encoder": "vision"}

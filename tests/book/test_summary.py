@@ -113,4 +113,4 @@ def test_image_rows_from_results(tmp_path):
     assert report.render_cell(probe["ours"], link=False) == "90.12 → 88.51 (1.61 points lost)"
     assert report.render_cell(rows["image-storage"]["ours"], link=False) == "0.071x"
     assert report.render_cell(rows["image-latency"]["ours"], link=False) == "1 image 0.91x, 256 images 1.00x"
-    assert rows["text-average"]["ours"]["template"] == report.NOT_RUN  # the other rows are not yet run
+    assert rows["text-headline"]["ours"]["template"] == report.NOT_RUN  # the other rows are not yet run
