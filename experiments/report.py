@@ -87,14 +87,6 @@ def _boot(results: dict | None, fp32: dict | None) -> dict[str, Any] | None:
     return bootstrap_retention(results, fp32)
 
 
-def _headline(results: dict, fp32: dict) -> float:
-    """Chapter 3's headline: the mean retention of the sentence-level categories (no items needed)."""
-    from ternlib.evaluation import HEADLINE_CATEGORIES, category_retention
-
-    cats = category_retention(results, fp32)
-    return sum(cats[c] for c in HEADLINE_CATEGORIES) / len(HEADLINE_CATEGORIES)
-
-
 def _ci_cell(s: dict[str, float] | None, link: str = CH3) -> dict[str, Any]:
     """A "retention [low, high]" cell, each figure as chapter 3 prints it ("0.975 [0.961, 0.988]")."""
     if s is None:
@@ -122,7 +114,9 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
         return s["retention"] if s else None
 
     if large and large_a8 and fp32:  # point estimates (chapter 4 prints them; intervals where items were kept)
-        hl, hq = _headline(large, fp32), _headline(large_a8, fp32)
+        from ternlib.evaluation import headline_retention
+
+        hl, hq = headline_retention(large, fp32), headline_retention(large_a8, fp32)
         rf, rq = retention(large, fp32), retention(large_a8, fp32)
         f_min, q_min = min(rf.items(), key=lambda kv: kv[1]), min(rq.items(), key=lambda kv: kv[1])
         a8_cell = _cell(f"headline {{}} -> {{}}; lowest task {{}} ({f_min[0]}) -> {{}} ({q_min[0]})",

@@ -133,7 +133,7 @@ def gptq_weight(w: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: i
                          f"{tuple(hessian.shape)}")
     w = w.detach().to(torch.float64).clone()
     h = hessian.detach().to(torch.float64).clone()
-    n, k = w.shape
+    k = w.shape[1]
     dead = torch.diag(h) == 0  # inputs that are always 0: their weights do not matter
     h[dead, dead] = 1
     w[:, dead] = 0
@@ -158,7 +158,7 @@ def gptq_weight(w: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: i
             w1[:, i:] -= e @ hinv1[i:i + 1, i:]
             err[:, i:i + 1] = e
         w[:, b1:] -= err @ hinv[b0:b1, b1:]
-    return q.to(torch.float32).reshape(n, k)
+    return q.to(torch.float32)
 
 
 def _linears(model: nn.Module, filter_fn: FilterFn) -> list[tuple[str, nn.Linear]]:

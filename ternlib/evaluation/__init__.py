@@ -12,7 +12,7 @@ Example:
     >>> save_results(fp32, "fp32.json")                       # doctest: +SKIP
 """
 from ..data import DataNotFoundError
-from .bootstrap import bootstrap_retention, category_retention
+from .bootstrap import bootstrap_retention, category_retention, headline_retention
 from .metrics import logreg_accuracy, logreg_predict, ranking_metrics, spearman, train_test_indices
 from .suite import (
     BOOK_SIZES,
@@ -29,6 +29,6 @@ from .suite import (
 
 __all__ = [
     "BOOK_SIZES", "CATEGORIES", "DataNotFoundError", "FAST_SIZES", "HEADLINE_CATEGORIES", "SIZE_KEYS", "TASKS",
-    "bootstrap_retention", "category_retention", "evaluate", "load_results", "logreg_accuracy", "logreg_predict",
-    "ranking_metrics", "results_table", "save_results", "spearman", "train_test_indices",
+    "bootstrap_retention", "category_retention", "evaluate", "headline_retention", "load_results", "logreg_accuracy",
+    "logreg_predict", "ranking_metrics", "results_table", "save_results", "spearman", "train_test_indices",
 ]

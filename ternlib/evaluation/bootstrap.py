@@ -28,7 +28,7 @@ import numpy as np
 
 from .suite import CATEGORIES, HEADLINE_CATEGORIES, TASKS
 
-__all__ = ["bootstrap_retention", "category_retention"]
+__all__ = ["bootstrap_retention", "category_retention", "headline_retention"]
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -64,7 +64,10 @@ def _task_replicates(name: str, model: Mapping, base: Mapping, idx_fn) -> tuple[
     a, b = np.asarray(model["correct"], float), np.asarray(base["correct"], float)
     _check(name, a, b)
     groups = model.get("group")
-    idx = idx_fn(len(a), None if groups is None else np.asarray(groups))
+    if groups is None:
+        idx = idx_fn(len(a), None)  # (n_boot, n)
+        return a[idx].mean(1), b[idx].mean(1)
+    idx = idx_fn(len(a), np.asarray(groups))  # one index array per draw: whole groups, so lengths differ
     return np.array([a[i].mean() for i in idx]), np.array([b[i].mean() for i in idx])
 
 
@@ -146,3 +149,18 @@ def category_retention(results: Mapping, baseline: Mapping) -> dict[str, float]:
             per_cat.setdefault(TASKS[name].category, []).append(
                 float(scores["main"]) / float(baseline["tasks"][name]["main"]))
     return dict(sorted(((c, float(np.mean(v))) for c, v in per_cat.items()), key=lambda kv: kv[1]))
+
+
+def headline_retention(results: Mapping, baseline: Mapping) -> float:
+    """The headline without an interval (works on results without items): the mean retention of the
+    sentence-level categories (``HEADLINE_CATEGORIES``), as ``bootstrap_retention(...)["headline"]``.
+
+    >>> r = {"tasks": {"wordnet-retrieval": {"main": 0.3}, "polarity": {"main": 0.8}, "lee-sts": {"main": 0.5}}}
+    >>> round(headline_retention(r, {"tasks": {t: {"main": 0.5} for t in r["tasks"]}}), 4)
+    1.0667
+    """
+    cats = category_retention(results, baseline)
+    head = [c for c in HEADLINE_CATEGORIES if c in cats]
+    if not head:
+        raise ValueError("no task of the headline categories in both results")
+    return float(np.mean([cats[c] for c in head]))
