@@ -6,6 +6,7 @@
 #   make results     the text runs behind the book: evaluation of FP32 and round-to-nearest, the two
 #                    distillation recipes and their evaluation, the ablation (hours on 2 CPU cores)
 #   make results-gpu the large-batch recipe (chapters 2-4): distill on a CUDA GPU, evaluate on the CPU
+#   make results-queue the CPU retrieval recipe (chapters 2-3): probes, then an hour of distillation on 2 cores
 #   make image       the image experiment of chapter 5 from scratch (~18 min on 2 CPU cores)
 #   make bench       the CPU benchmark behind chapter 4 (a few minutes; run it on a quiet machine)
 #   make notebooks   re-execute every chapter (book/*.ipynb, in _toc.yml order) in full mode, storing
@@ -17,7 +18,7 @@ VENV := .venv/bin
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup book test lab results results-gpu baselines image bench notebooks check-site clean
+.PHONY: setup book test lab results results-gpu results-queue baselines image bench notebooks check-site clean
 
 setup:
 	bash tools/setup.sh
@@ -55,6 +56,14 @@ results-gpu: setup
 	$(TL) distill --recipe large-batch --device cuda --int8-embeddings --out $(ART)/large_batch
 	$(TL) eval --preset book --threads 1 --model $(ART)/large_batch/model --out $(ART)/large_batch/eval.json --baseline $(ART)/fp32.json
 	$(TL) eval --preset book --threads 1 --model $(ART)/large_batch/model --activations int8 --out $(ART)/large_batch/eval_a8.json --baseline $(ART)/fp32.json
+
+# the CPU retrieval recipe of chapters 2-3: 200-step probes of four loss variants, then the queue-kl recipe (best +
+# similarity KL over a queue of 4,096 teacher embeddings, 2,500 steps: ~50 min on 2 cores with AMX bf16) and its
+# evaluation
+results-queue: setup
+	$(VENV)/python experiments/retrieval_probes.py --steps 200 --threads 2 --out $(ART)/retrieval_probes.json
+	$(TL) distill --recipe queue-kl --int8-embeddings --checkpoint-every 500 --threads 2 --out $(ART)/queue_kl
+	$(TL) eval --preset book --threads 2 --model $(ART)/queue_kl/model --out $(ART)/queue_kl/eval.json --baseline $(ART)/fp32.json
 
 # the integer-weight baselines of chapter 3 (int8 / int4 / int2 round to nearest with groups, 2-bit GPTQ),
 # evaluated like the ternary models (~1 h on 2 CPU cores); and retrieval against corpus size (needs the ANN

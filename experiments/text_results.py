@@ -22,7 +22,8 @@ MODELS = [("FP32 teacher", "fp32.json"), ("ternary, round-to-nearest (no trainin
           ("ternary, paper recipe (hidden-state MSE)", "paper/eval.json"),
           ("ternary, best recipe", "best/eval.json"),
           ("ternary, large-batch recipe (GPU)", "large_batch/eval.json"),
-          ("ternary, large-batch recipe, int8 activations", "large_batch/eval_a8.json")]
+          ("ternary, large-batch recipe, int8 activations", "large_batch/eval_a8.json"),
+          ("ternary, queue-KL recipe (CPU, 2 cores)", "queue_kl/eval.json")]
 
 
 def main() -> int:

@@ -52,6 +52,43 @@ LAYER_SHAPES = [
 ]
 TOKENS = [1, 16, 128, 4096]
 QUERY = "How do ternary weights make an embedding model smaller and faster?"
+# encoders timed end to end: (hidden size, layers, attention heads, FFN size); None: all-MiniLM-L6-v2 itself
+ENCODER_SHAPES: dict[str, tuple[int, int, int, int] | None] = {
+    "minilm": None, "bert-base": (768, 12, 12, 3072), "bert-large": (1024, 24, 16, 4096)}
+
+
+def shaped_encoder(shape: str) -> nn.Module:
+    """all-MiniLM-L6-v2 as a SentenceTransformer, its transformer replaced by a **randomly initialised**
+    BERT of the shape ``ENCODER_SHAPES[shape]`` (tokenizer, mean pooling and normalization kept).
+
+    Speed depends on the shapes, not on the weights, so this times a BERT-base or BERT-large sized
+    encoder with no download. Its embeddings mean nothing.
+
+    Example:
+        >>> enc = shaped_encoder("bert-base")                                 # doctest: +SKIP
+        >>> enc[0].auto_model.config.num_hidden_layers                        # doctest: +SKIP
+        12
+    """
+    from .models import load_text_encoder
+
+    if shape not in ENCODER_SHAPES:
+        raise ValueError(f"unknown encoder shape {shape!r}; known: {sorted(ENCODER_SHAPES)}")
+    model = load_text_encoder().eval()
+    dims = ENCODER_SHAPES[shape]
+    if dims is None:
+        return model
+    from transformers import BertConfig, BertModel
+
+    hidden, layers, heads, ffn = dims
+    old = model[0].auto_model.config
+    cfg = BertConfig(vocab_size=old.vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=ffn, max_position_embeddings=old.max_position_embeddings)
+    torch.manual_seed(0)
+    # sentence-transformers >= 6 keeps the transformer as .model (auto_model is a read-only alias); older as .auto_model
+    bert = BertModel(cfg, add_pooling_layer=False).eval()
+    setattr(model[0], "model" if "model" in model[0]._modules else "auto_model", bert)
+    model[1].word_embedding_dimension = hidden  # mean pooling reads no weight; its stated size follows the model
+    return model
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int = 2,
@@ -293,7 +330,7 @@ def ort_encoders(fp32: nn.Module, folder: str | os.PathLike, check_texts: list[s
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     folder = Path(folder)
-    f32, i8 = folder / "minilm_fp32.onnx", folder / "minilm_int8.onnx"
+    f32, i8 = folder / "encoder_fp32.onnx", folder / "encoder_int8.onnx"
     names = export_onnx(fp32, f32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -315,18 +352,24 @@ def ort_encoders(fp32: nn.Module, folder: str | os.PathLike, check_texts: list[s
 @torch.inference_mode()
 def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 512, batch_size: int = 64,
                   repeats: int = 5, query_repeats: int = 30, progress: bool = True,
-                  onnxruntime: bool = True) -> dict[str, Any]:
+                  onnxruntime: bool = True, shape: str = "minilm") -> dict[str, Any]:
     """End to end MiniLM: FP32 against bf16, int8 dynamic, the ternary checkpoint (a8 and fp-act) and,
     with ``onnxruntime`` (installed and not turned off), ONNX Runtime FP32 and int8 (:func:`ort_encoders`).
+
+    ``shape`` times a random-weight encoder of another size instead (:func:`shaped_encoder`:
+    ``"bert-base"``, ``"bert-large"``); its ternary rows are then a round-to-nearest copy, and a
+    ``checkpoint`` is refused (it has MiniLM's shapes).
 
     Without onnxruntime the other rows run, a warning says how to install it, and the result's
     ``"onnxruntime"`` entry says that the rows were skipped.
     """
     import tempfile
 
-    from .models import load_text_encoder, quiet_hf
+    from .models import quiet_hf
 
-    fp32 = load_text_encoder().eval()
+    if shape != "minilm" and checkpoint:
+        raise ValueError(f"a checkpoint has MiniLM's shapes: time shape={shape!r} without one (random weights)")
+    fp32 = shaped_encoder(shape)
     bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
     dyn = _dynamic_int8(copy.deepcopy(fp32))
     (t8, source), (tf, _) = (_ternary_encoder(fp32, checkpoint, act) for act in ("int8", "float"))
@@ -337,7 +380,8 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
         with quiet_hf():
             return model.encode(texts, batch_size=bs, convert_to_tensor=True, show_progress_bar=False)
 
-    out: dict[str, Any] = {"ternary source": source, "workloads": []}
+    out: dict[str, Any] = {"shape": shape, "weights": "pretrained" if shape == "minilm" else "random (speed only)",
+                           "ternary source": source, "workloads": []}
     missing = onnxruntime_missing() if onnxruntime else "turned off (onnxruntime=False)"
     with tempfile.TemporaryDirectory(prefix="ternlib-onnx-") as tmp:
         if missing is None:
@@ -458,8 +502,10 @@ def machine() -> dict[str, Any]:
 
 
 def run(quick: bool = False, checkpoint: str | os.PathLike | None = None, threads: int | None = None,
-        progress: bool = True) -> dict[str, Any]:
-    """The whole benchmark; ``quick`` (under a minute) keeps two layer shapes and a short encoder run."""
+        progress: bool = True, shapes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The whole benchmark; ``quick`` (under a minute) keeps two layer shapes and a short encoder run.
+    ``shapes`` (e.g. ``("bert-base", "bert-large")``) adds end-to-end runs of random-weight encoders of
+    those sizes under ``"encoder shapes"`` (128 sentences in batches of 32; a quick run: 16)."""
     if threads:
         torch.set_num_threads(threads)
     res: dict[str, Any] = {"machine": machine(), "quick": quick}
@@ -473,6 +519,11 @@ def run(quick: bool = False, checkpoint: str | os.PathLike | None = None, thread
         res["crossover"] = crossover_bench(progress=progress)
         res["encoder"] = encoder_bench(checkpoint, progress=progress)
         res["split"] = split_bench(checkpoint)
+    for shape in shapes:
+        if shape != "minilm":
+            res.setdefault("encoder shapes", {})[shape] = encoder_bench(
+                None, n_sentences=16 if quick else 128, batch_size=16 if quick else 32, repeats=3,
+                query_repeats=5 if quick else 10, progress=progress, shape=shape)
     res["storage"] = storage_bench(checkpoint)
     return res
 
@@ -500,6 +551,10 @@ def table(res: dict[str, Any]) -> str:
     for w in res.get("encoder", {}).get("workloads", []):
         lines.append(f"| {w['workload']} | {w['ms']['fp32']:.1f} | "
                      + " | ".join(f"{w['ratio'][v]:.2f}x" for v in variants) + " |")
+    for shape, enc in res.get("encoder shapes", {}).items():
+        for w in enc["workloads"]:
+            lines.append(f"| {shape} ({enc['weights']}): {w['workload']} | {w['ms']['fp32']:.1f} | "
+                         + " | ".join(f"{w['ratio'][v]:.2f}x" if v in w["ratio"] else "" for v in variants) + " |")
     skipped = res.get("encoder", {}).get("onnxruntime", {}).get("skipped")
     if skipped:
         lines += ["", f"ONNX Runtime: {skipped}"]

@@ -24,6 +24,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="two layer shapes and a short encoder run (under a minute)")
     p.add_argument("--checkpoint", help="ternary checkpoint for the encoder part (default: the FP32 model "
                    "ternarized by round-to-nearest: the same speed, since speed does not depend on the weights)")
+    p.add_argument("--shapes", nargs="*", default=[], choices=["bert-base", "bert-large"],
+                   help="also time random-weight encoders of these sizes end to end (speed does not depend on the "
+                   "weights; MiniLM's tokenizer and pooling)")
     add_threads(p)
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--plot", help="write a PNG of the ratios here")
@@ -33,7 +36,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from .. import bench
 
-    res = bench.run(quick=args.quick, checkpoint=args.checkpoint, threads=args.threads or None)
+    res = bench.run(quick=args.quick, checkpoint=args.checkpoint, threads=args.threads or None,
+                    shapes=tuple(args.shapes))
     print(bench.table(res))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

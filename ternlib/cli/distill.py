@@ -23,12 +23,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "after an interruption and it continues where it stopped), OUT/history.json and OUT/run.json. "
         "Options left unset take the recipe's value. "
         "Example: ternlib distill --recipe best --steps 600 --bf16 --out runs/best (CPU), "
-        "ternlib distill --recipe large-batch --int8-embeddings --out runs/large (GPU)",
+        "ternlib distill --recipe large-batch --int8-embeddings --out runs/large (GPU), "
+        "ternlib distill --recipe queue-kl --int8-embeddings --out runs/qkl (CPU, retrieval)",
     )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--recipe", default="best", choices=sorted(RECIPES),
-                   help="named recipe: 'paper' (hidden-state MSE), 'best' (CPU: + pooled and relational terms) "
-                   "or 'large-batch' (GPU: best + contrastive, 256 sentences x 1,200 steps)")
+                   help="named recipe: 'paper' (hidden-state MSE), 'best' (CPU: + pooled and relational terms), "
+                   "'large-batch' (GPU: best + contrastive, 256 sentences x 1,200 steps) or 'queue-kl' (CPU, "
+                   "an hour on 2 cores: best + similarity KL over a 4,096-sentence queue, 2,500 steps)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: a CUDA GPU when there is one)")
     p.add_argument("--model", default=None, help="teacher: hub id or local path (default: all-MiniLM-L6-v2)")
     p.add_argument("--stop-after", type=int, help="stop after this many steps (resume later)")

@@ -9,8 +9,14 @@ whose latent FP weights are trained through the straight-through estimator. Loss
 - ``pooled_cos``: ``1 - cos`` between pooled, normalized sentence embeddings;
 - ``pooled_mse``: MSE between those embeddings;
 - ``relational``: MSE between the batch similarity matrices ``E E^T`` of student and teacher;
-- ``contrastive``: in-batch InfoNCE, each student embedding must pick its own teacher embedding
-  among the batch's (temperature 0.05), a retrieval-shaped objective.
+- ``contrastive``: InfoNCE, each student embedding must pick its own teacher embedding among the
+  batch's (temperature 0.05), a retrieval-shaped objective;
+- ``similarity_kl``: KL divergence between the teacher's and the student's softmax over their
+  similarities to the batch's teacher embeddings (a soft ranking to copy).
+
+With ``queue_size`` both last terms also compare with a queue of the teacher's embeddings of
+earlier batches: the teacher is frozen, so the queue never goes stale (MoCo's momentum encoder
+exists because its keys drift; here they cannot), and a batch of 32 sees thousands of negatives.
 
 Training state (latent weights, AdamW moments, RNG, step) is checkpointed as safetensors + JSON,
 and a resumed run ends with exactly the weights of an uninterrupted one.

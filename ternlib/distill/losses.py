@@ -59,9 +59,14 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return (err * mask).sum() / mask.sum().clamp_min(1)
 
 
-def distill_loss(student_out: dict, teacher_out: dict,
-                 weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the loss terms and each term's value."""
+def distill_loss(student_out: dict, teacher_out: dict, weights: dict[str, float],
+                 queue: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the loss terms and each term's value.
+
+    ``queue`` (K, H): unit-norm teacher embeddings of earlier training items. The teacher is frozen,
+    so they never go stale; ``contrastive`` takes them as extra negatives and ``similarity_kl``
+    compares the two models' similarity distributions over them.
+    """
     mask = teacher_out["mask"].float()
     parts: dict[str, torch.Tensor] = {}
     if weights.get("hidden_mse", 0):
@@ -76,11 +81,16 @@ def distill_loss(student_out: dict, teacher_out: dict,
         parts["pooled_mse"] = (s - t).pow(2).sum(-1).mean()
     if weights.get("relational", 0):
         parts["relational"] = (s @ s.T - t @ t.T).pow(2).mean()
-    if weights.get("contrastive", 0):  # (B, B) logits; the teacher's own sentence is the positive
-        logits = (s @ t.T).float() / CONTRASTIVE_TEMPERATURE
+    keys = t if queue is None else torch.cat([t, queue.to(t.dtype)])  # (B + K, H) candidates, batch first
+    if weights.get("contrastive", 0):  # (B, B + K) logits; the teacher's own sentence is the positive
+        logits = (s @ keys.T).float() / CONTRASTIVE_TEMPERATURE
         target = torch.arange(len(s), device=s.device)
         # minus its value for a perfect teacher copy: zero at the optimum, like every other term
-        floor = torch.nn.functional.cross_entropy((t @ t.T).float().detach() / CONTRASTIVE_TEMPERATURE, target)
-        parts["contrastive"] = torch.nn.functional.cross_entropy(logits, target) - floor
+        floor = F.cross_entropy((t @ keys.T).float().detach() / CONTRASTIVE_TEMPERATURE, target)
+        parts["contrastive"] = F.cross_entropy(logits, target) - floor
+    if weights.get("similarity_kl", 0):  # KL(teacher || student) of softmax over the candidates' similarities
+        log_p_s = F.log_softmax((s @ keys.T).float() / CONTRASTIVE_TEMPERATURE, dim=-1)  # (B, B + K)
+        log_p_t = F.log_softmax((t @ keys.T).float().detach() / CONTRASTIVE_TEMPERATURE, dim=-1)
+        parts["similarity_kl"] = F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean")
     total = sum(weights[k] * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -43,8 +43,9 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
 
 def save_training_state(path: Path, student: nn.Module, opt: torch.optim.Optimizer, step: int,
                         config: DistillConfig, tconfig: TernaryConfig, history: list[dict],
-                        seconds: float = 0.0) -> Path:
-    """Write a resumable training checkpoint (safetensors + JSON; no pickle)."""
+                        seconds: float = 0.0, queue: torch.Tensor | None = None) -> Path:
+    """Write a resumable training checkpoint (safetensors + JSON; no pickle); ``queue``: the teacher
+    embeddings queue of a run with ``queue_size``."""
     from safetensors.torch import save_file
 
     path.mkdir(parents=True, exist_ok=True)
@@ -53,6 +54,8 @@ def save_training_state(path: Path, student: nn.Module, opt: torch.optim.Optimiz
     tensors, opt_meta = _optimizer_tensors(opt)
     save_file(tensors, str(path / "optimizer.safetensors"))
     save_file({"torch": torch.get_rng_state()}, str(path / "rng.safetensors"))
+    if queue is not None:
+        save_file({"queue": queue.detach().cpu().contiguous()}, str(path / "queue.safetensors"))
     tmp = path / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps({"step": step, "distill_config": config.to_dict(), "ternary_config": tconfig.to_dict(),
                                "optimizer": opt_meta, "history": history, "seconds": round(seconds, 1)}, indent=1))
@@ -153,14 +156,19 @@ def distill(
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     history: list[dict] = []
     step, earlier = 0, 0.0
+    device = next(student.parameters()).device
+    queue: torch.Tensor | None = None  # (K, H) teacher embeddings of earlier items, newest first
     out_dir = Path(output_dir) if output_dir is not None else None
     if out_dir is not None and resume:
         ckpt = latest_checkpoint(out_dir)
         if ckpt is not None:
             step, history, earlier = _resume(ckpt, student, opt, config)
+            if config.queue_size and (ckpt / "queue.safetensors").exists():
+                from safetensors.torch import load_file
+
+                queue = load_file(str(ckpt / "queue.safetensors"))["queue"].to(device)
 
     end = config.steps if stop_after is None else min(config.steps, stop_after)
-    device = next(student.parameters()).device
     start = time.perf_counter()
     bar = None
     if progress:
@@ -177,7 +185,11 @@ def distill(
             with torch.no_grad():
                 t_out = encoder_outputs(teacher, batch, need_layers, config.pooling)
             s_out = encoder_outputs(student, batch, need_layers, config.pooling)
-        loss, parts = distill_loss(s_out, t_out, config.losses)
+        loss, parts = distill_loss(s_out, t_out, config.losses, queue)
+        if config.queue_size:
+            fresh = t_out["pooled"].detach().float()  # (B, H)
+            queue = fresh if queue is None else torch.cat([fresh, queue])
+            queue = queue[:config.queue_size]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"distillation loss became {float(loss)} at step {step}; lower the learning rate")
         lr = config.lr_at(step)
@@ -201,7 +213,7 @@ def distill(
             (config.checkpoint_every and step % config.checkpoint_every == 0) or step == end
         ):
             save_training_state(out_dir / f"step_{step:06d}", student, opt, step, config, tconfig, history,
-                                earlier + time.perf_counter() - start)
+                                earlier + time.perf_counter() - start, queue)
     if bar is not None:
         bar.close()
     if st and need_layers:

@@ -109,3 +109,19 @@ def test_roofs_and_linear_time_split(minilm):
 def test_a_folder_that_is_not_a_checkpoint_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a ternlib checkpoint"):
         bench.split_bench(checkpoint=tmp_path, n_sentences=4, repeats=1)
+
+
+def test_encoder_bench_at_another_shape(monkeypatch):
+    monkeypatch.setitem(bench.ENCODER_SHAPES, "tiny", (32, 2, 2, 64))  # BERT-large's recipe at a test's size
+    monkeypatch.setattr(bench, "onnxruntime_missing", lambda: "onnxruntime not installed")
+    enc = bench.shaped_encoder("tiny")
+    assert enc[0].auto_model.config.hidden_size == 32 and enc.encode(["a b c"]).shape == (1, 32)
+    with pytest.warns(UserWarning):
+        res = bench.encoder_bench(n_sentences=2, batch_size=2, repeats=1, query_repeats=1, progress=False, shape="tiny")
+    assert res["shape"] == "tiny" and res["weights"].startswith("random")
+    assert set(res["workloads"][0]["ratio"]) == {"fp32", *bench.VARIANTS}
+    assert "tiny (random (speed only)): one query" in bench.table({"encoder shapes": {"tiny": res}})
+    with pytest.raises(ValueError, match="MiniLM's shapes"):
+        bench.encoder_bench("some/checkpoint", shape="tiny")
+    with pytest.raises(ValueError, match="unknown encoder shape"):
+        bench.shaped_encoder("bert-huge")

@@ -62,3 +62,16 @@ def test_large_batch_recipe_and_device_option(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match="no CUDA GPU"):
             main(["distill", "--device", "cuda", "--out", str(tmp_path / "gpu"), *TINY])
+
+
+def test_queue_kl_recipe_runs_with_a_smaller_queue(tmp_path):
+    from ternlib.distill import recipe
+
+    t, d = recipe("queue-kl")
+    assert (d.batch_size, d.steps, d.queue_size, d.losses["similarity_kl"], t.beta) == (32, 2500, 4096, 1.0, 1.5)
+    out = tmp_path / "run"
+    assert main(["distill", "--recipe", "queue-kl", "--queue-size", "8", "--out", str(out), *TINY]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["distill_config"]["queue_size"] == 8 and run["distill_config"]["losses"]["similarity_kl"] == 1.0
+    history = json.loads((out / "history.json").read_text())
+    assert all("similarity_kl" in h for h in history if "loss" in h)

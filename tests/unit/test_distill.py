@@ -78,9 +78,12 @@ def test_loss_terms_are_zero_for_identical_outputs():
     h = torch.randn(2, 5, 8)
     pooled = torch.nn.functional.normalize(torch.randn(2, 8), dim=-1)
     out = {"hidden": h, "mask": torch.ones(2, 5), "pooled": pooled, "layers": (h, h)}
-    names = ("hidden_mse", "layer_mse", "pooled_cos", "pooled_mse", "relational", "contrastive")
+    names = ("hidden_mse", "layer_mse", "pooled_cos", "pooled_mse", "relational", "contrastive", "similarity_kl")
     total, parts = distill_loss(out, out, {k: 1.0 for k in names})
     assert float(total) == pytest.approx(0.0, abs=1e-5) and set(parts) == set(names)
+    queue = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    total, _ = distill_loss(out, out, {k: 1.0 for k in names}, queue)
+    assert float(total) == pytest.approx(0.0, abs=1e-5)
 
 
 def test_contrastive_term_rewards_matching_pairs():
@@ -91,6 +94,33 @@ def test_contrastive_term_rewards_matching_pairs():
     good, _ = distill_loss(mk(s_good), mk(t), {"contrastive": 1.0})
     bad, _ = distill_loss(mk(s_bad), mk(t), {"contrastive": 1.0})
     assert float(good) < float(bad)
+
+
+def test_queue_adds_the_negatives_the_batch_lacks():
+    # a batch of 2 whose students sit on a queued teacher embedding, not on their own: in-batch
+    # contrastive cannot see the mistake, the queue can; similarity_kl likewise
+    g = torch.Generator().manual_seed(0)
+    t = torch.nn.functional.normalize(torch.randn(2, 16, generator=g), dim=-1)
+    queue = torch.nn.functional.normalize(torch.randn(64, 16, generator=g), dim=-1)
+    s = torch.nn.functional.normalize(t + 3 * queue[:2], dim=-1)  # pulled towards two queued items
+    mk = lambda p: {"hidden": torch.zeros(2, 2, 16), "mask": torch.ones(2, 2), "pooled": p, "layers": ()}
+    for term in ("contrastive", "similarity_kl"):
+        batch_only, _ = distill_loss(mk(s), mk(t), {term: 1.0})
+        with_queue, _ = distill_loss(mk(s), mk(t), {term: 1.0}, queue)
+        assert float(with_queue) > float(batch_only) + 1.0, term
+
+
+def test_resumed_run_with_a_queue_ends_with_identical_weights(minilm_fp, tmp_path):
+    cfg = _cfg(queue_size=8, losses={"hidden_mse": 1.0, "contrastive": 1.0, "similarity_kl": 1.0})
+    full = distill(minilm_fp, make_student(minilm_fp), SENTENCES, cfg, progress=False).student
+    out = tmp_path / "run"
+    distill(minilm_fp, make_student(minilm_fp), SENTENCES, cfg, output_dir=out, stop_after=3, progress=False)
+    assert (latest_checkpoint(out) / "queue.safetensors").exists()
+    resumed = distill(minilm_fp, make_student(minilm_fp), SENTENCES, cfg, output_dir=out, progress=False).student
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    with pytest.raises(ValueError, match="queue_size"):
+        DistillConfig(queue_size=-1)
 
 
 def test_distill_leaves_lengths_and_trainability_as_they_were(minilm_fp):
