@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data order (a replicate: another seed)")
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--baseline", default="book/artifacts/text/fp32.json")
     p.add_argument("--out", required=True)
@@ -48,15 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     teacher = load_text_encoder()
     texts = training_sentences()
     for name in args.variants:
-        if any(r["variant"] == name and r["steps"] == args.steps for r in rows):
+        if any(r["variant"] == name and r["steps"] == args.steps and r.get("seed", 0) == args.seed for r in rows):
             continue
-        tconfig, dconfig = recipe("best", steps=args.steps, bf16=True, **VARIANTS[name])
+        tconfig, dconfig = recipe("best", steps=args.steps, bf16=True, seed=args.seed, **VARIANTS[name])
         student = make_student(teacher, tconfig)
         res = distill(teacher, student, texts, dconfig, progress=True)
         model = freeze_(copy.deepcopy(res.student))
         r = evaluate(model, tasks=["wordnet-retrieval"], sizes=BOOK_SIZES, items=False, progress=False)
         score = r["tasks"]["wordnet-retrieval"]["main"]
-        rows.append({"variant": name, "steps": args.steps, "batch_size": dconfig.batch_size,
+        rows.append({"variant": name, "steps": args.steps, "seed": args.seed, "batch_size": dconfig.batch_size,
                      "queue_size": dconfig.queue_size, "losses": dconfig.losses, "ndcg@10": score,
                      "retention": score / fp, "train_seconds": round(res.seconds, 1), "threads": args.threads,
                      "time": time.strftime("%Y-%m-%d %H:%M")})

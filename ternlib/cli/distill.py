@@ -30,7 +30,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--recipe", default="best", choices=sorted(RECIPES),
                    help="named recipe: 'paper' (hidden-state MSE), 'best' (CPU: + pooled and relational terms), "
                    "'large-batch' (GPU: best + contrastive, 256 sentences x 1,200 steps) or 'queue-kl' (CPU, "
-                   "an hour on 2 cores: best + similarity KL over a 4,096-sentence queue, 2,500 steps)")
+                   "under an hour on 2 cores: best + similarity KL over a 4,096-sentence queue, 2,500 steps)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: a CUDA GPU when there is one)")
     p.add_argument("--model", default=None, help="teacher: hub id or local path (default: all-MiniLM-L6-v2)")
     p.add_argument("--stop-after", type=int, help="stop after this many steps (resume later)")
