@@ -42,11 +42,3 @@ def pytest_collection_modifyitems(config, items):
     if twice:
         config.hook.pytest_deselected(items=twice)
         items[:] = [item for item in items if item not in twice]
-    # Longest first: chapter executions take minutes, everything else seconds. pytest-xdist hands out work in
-    # this order as workers free up, so starting the chapters early keeps one worker from running a chapter
-    # alone at the end while the other idles.
-    def cost(item) -> int:
-        if "test_chapter_runs_as_in_colab" in item.nodeid:
-            return 0
-        return 1 if item.nodeid.startswith("book/") and item.nodeid.endswith(".ipynb") else 2
-    items.sort(key=cost)  # stable: the order within each class stays
