@@ -11,6 +11,8 @@ NAME = "bench"
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
+    from ..bench import ENCODER_SHAPES
+
     p = sub.add_parser(
         NAME,
         help="time ternary layers and the ternary MiniLM against FP32, bf16, int8 dynamic quantization and "
@@ -24,7 +26,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="two layer shapes and a short encoder run (under a minute)")
     p.add_argument("--checkpoint", help="ternary checkpoint for the encoder part (default: the FP32 model "
                    "ternarized by round-to-nearest: the same speed, since speed does not depend on the weights)")
-    p.add_argument("--shapes", nargs="*", default=[], choices=["bert-base", "bert-large"],
+    p.add_argument("--shapes", nargs="*", default=[], choices=[s for s in ENCODER_SHAPES if s != "minilm"],
                    help="also time random-weight encoders of these sizes end to end (speed does not depend on the "
                    "weights; MiniLM's tokenizer and pooling)")
     add_threads(p)

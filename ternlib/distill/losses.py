@@ -81,16 +81,16 @@ def distill_loss(student_out: dict, teacher_out: dict, weights: dict[str, float]
         parts["pooled_mse"] = (s - t).pow(2).sum(-1).mean()
     if weights.get("relational", 0):
         parts["relational"] = (s @ s.T - t @ t.T).pow(2).mean()
-    keys = t if queue is None else torch.cat([t, queue.to(t.dtype)])  # (B + K, H) candidates, batch first
-    if weights.get("contrastive", 0):  # (B, B + K) logits; the teacher's own sentence is the positive
-        logits = (s @ keys.T).float() / CONTRASTIVE_TEMPERATURE
+    if weights.get("contrastive", 0) or weights.get("similarity_kl", 0):
+        keys = t if queue is None else torch.cat([t, queue.to(t.dtype)])  # (B + K, H) candidates, batch first
+        s_logits = (s @ keys.T).float() / CONTRASTIVE_TEMPERATURE  # (B, B + K)
+        t_logits = (t @ keys.T).float().detach() / CONTRASTIVE_TEMPERATURE
+    if weights.get("contrastive", 0):  # the teacher's own sentence is the positive
         target = torch.arange(len(s), device=s.device)
         # minus its value for a perfect teacher copy: zero at the optimum, like every other term
-        floor = F.cross_entropy((t @ keys.T).float().detach() / CONTRASTIVE_TEMPERATURE, target)
-        parts["contrastive"] = F.cross_entropy(logits, target) - floor
+        parts["contrastive"] = F.cross_entropy(s_logits, target) - F.cross_entropy(t_logits, target)
     if weights.get("similarity_kl", 0):  # KL(teacher || student) of softmax over the candidates' similarities
-        log_p_s = F.log_softmax((s @ keys.T).float() / CONTRASTIVE_TEMPERATURE, dim=-1)  # (B, B + K)
-        log_p_t = F.log_softmax((t @ keys.T).float().detach() / CONTRASTIVE_TEMPERATURE, dim=-1)
-        parts["similarity_kl"] = F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean")
+        parts["similarity_kl"] = F.kl_div(F.log_softmax(s_logits, dim=-1), F.log_softmax(t_logits, dim=-1),
+                                          log_target=True, reduction="batchmean")
     total = sum(weights[k] * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}
