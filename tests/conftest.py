@@ -1,9 +1,16 @@
-"""Shared fixtures: offline hub settings, the bundled MiniLM, tiny transformers configs."""
+"""Shared fixtures: offline hub settings, CPU threads per xdist worker, the bundled MiniLM, tiny configs."""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a failed hub call would stall ~25 s
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# pytest-xdist workers share the machine's cores: each worker (and every kernel or subprocess it starts: the
+# chapters, the Colab plays) gets its share for OpenMP/torch. Without it, 2 workers on 2 cores each start 2
+# OpenMP threads, which spin-wait on each other: `make test` took 11:15 instead of 5:49 on 2 cores.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ["OMP_NUM_THREADS"] = str(max(1, _cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 import copy
 

@@ -1,6 +1,7 @@
 """The shape of the package: no import cycle, no module reaching into another's private names, and a
 light ``import ternlib`` (the heavy stacks load only when a feature that needs them is used)."""
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,14 @@ def test_the_image_api_loads_on_first_use():
             "assert ternlib.DEFAULT_IMAGE_MODEL == 'google/vit-base-patch16-224'")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_xdist_workers_share_the_cores():
+    """Under pytest-xdist, tests/conftest.py gives each worker its share of the cores before torch starts
+    (oversubscribed OpenMP threads spin-wait: the suite took twice as long on 2 cores)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        pytest.skip("not run by a pytest-xdist worker")
+    import torch
+
+    assert "OMP_NUM_THREADS" in os.environ
+    assert torch.get_num_threads() == int(os.environ["OMP_NUM_THREADS"])
