@@ -45,17 +45,17 @@ results: setup
 	$(TL) eval --preset book --threads 1 --round-to-nearest --out $(ART)/rtn.json --baseline $(ART)/fp32.json
 	for r in paper best; do \
 	  $(TL) distill --recipe $$r --steps $(STEPS) --bf16 --int8-embeddings --checkpoint-every 100 --threads 1 --out $(ART)/$$r && \
-	  $(TL) eval --preset book --threads 1 --model $(ART)/$$r/model --out $(ART)/$$r/eval.json --baseline $(ART)/fp32.json || exit 1; \
+	  $(TL) eval --preset book --threads 1 --model $(ART)/$$r/model --activations float --record --out $(ART)/$$r/eval.json --baseline $(ART)/fp32.json || exit 1; \
 	done
-	$(TL) eval --preset book --threads 1 --model $(ART)/best/model --activations int8 --out $(ART)/best/eval_a8.json --baseline $(ART)/fp32.json
+	$(TL) eval --preset book --threads 1 --model $(ART)/best/model --activations int8 --record --out $(ART)/best/eval_a8.json --baseline $(ART)/fp32.json
 	$(VENV)/python experiments/ablation.py --out $(ART)/ablation.json --axes beta losses --steps 40 --threads 1
 
 # the large-batch recipe of chapters 2-4: distill on a CUDA GPU (2 min on an H100), evaluate with float and
 # int8 activations (CPU)
 results-gpu: setup
 	$(TL) distill --recipe large-batch --device cuda --int8-embeddings --out $(ART)/large_batch
-	$(TL) eval --preset book --threads 1 --model $(ART)/large_batch/model --out $(ART)/large_batch/eval.json --baseline $(ART)/fp32.json
-	$(TL) eval --preset book --threads 1 --model $(ART)/large_batch/model --activations int8 --out $(ART)/large_batch/eval_a8.json --baseline $(ART)/fp32.json
+	$(TL) eval --preset book --threads 1 --model $(ART)/large_batch/model --activations float --record --out $(ART)/large_batch/eval.json --baseline $(ART)/fp32.json
+	$(TL) eval --preset book --threads 1 --model $(ART)/large_batch/model --activations int8 --record --out $(ART)/large_batch/eval_a8.json --baseline $(ART)/fp32.json
 
 # the CPU retrieval recipe of chapters 2-3: 200-step probes of four loss variants, then the queue-kl recipe (best +
 # similarity KL over a queue of 4,096 teacher embeddings, 2,500 steps: ~50 min on 2 cores with AMX bf16) and its
@@ -63,7 +63,7 @@ results-gpu: setup
 results-queue: setup
 	$(VENV)/python experiments/retrieval_probes.py --steps 200 --threads 2 --out $(ART)/retrieval_probes.json
 	$(TL) distill --recipe queue-kl --int8-embeddings --checkpoint-every 500 --threads 2 --out $(ART)/queue_kl
-	$(TL) eval --preset book --threads 2 --model $(ART)/queue_kl/model --out $(ART)/queue_kl/eval.json --baseline $(ART)/fp32.json
+	$(TL) eval --preset book --threads 2 --model $(ART)/queue_kl/model --activations float --record --out $(ART)/queue_kl/eval.json --baseline $(ART)/fp32.json
 
 # the integer-weight baselines of chapter 3 (int8 / int4 / int2 round to nearest with groups, 2-bit GPTQ),
 # evaluated like the ternary models (~1 h on 2 CPU cores); and retrieval against corpus size (needs the ANN

@@ -8,6 +8,8 @@ A checkpoint is a directory:
   biases) and everything else as it is in the model;
 - for a ``SentenceTransformer``: its own skeleton files (modules.json, tokenizer, pooling
   config, ``config.json``) without weights; for a transformers model: ``config.json``.
+- optionally ``quality.json``: the measured quality of the model at each activation precision
+  (:func:`record_quality`), from which :func:`load` picks the fastest validated one by default.
 
 ``load`` rebuilds the architecture (from the transformers / sentence-transformers config, or
 from a skeleton you pass), swaps in frozen ternary layers, loads the tensors with
@@ -38,6 +40,11 @@ FORMAT = "ternlib-checkpoint"
 FORMAT_VERSION = 1
 CONFIG_FILE = "ternlib.json"
 WEIGHTS_FILE = "ternlib.safetensors"
+QUALITY_FILE = "quality.json"
+# int8 activations become load()'s default when their recorded suite average is at most this far (0.5 points)
+# below float activations' (same preset, seed and tasks)
+QUALITY_TOLERANCE = 0.005
+ACTIVATIONS = ("float", "int8")
 
 
 class CheckpointError(ValueError):
@@ -153,6 +160,7 @@ def save(model: nn.Module, path: str | os.PathLike) -> Path:
 
     meta["ternlib_version"] = __version__
     (path / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    (path / QUALITY_FILE).unlink(missing_ok=True)  # measured on other weights
     return path
 
 
@@ -271,6 +279,83 @@ def _build_skeleton(path: Path, meta: dict[str, Any], model: nn.Module | None) -
     raise CheckpointError(f"unknown model kind {kind!r} in {path / CONFIG_FILE}")
 
 
+def read_quality(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The checkpoint's ``quality.json`` (see :func:`record_quality`), or ``None`` when it has none or
+    the file was measured on other weights (its ``weights_sha256`` differs from the checkpoint's)."""
+    path = Path(path)
+    meta = read_config(path)
+    qpath = path / QUALITY_FILE
+    if not qpath.exists():
+        return None
+    try:
+        quality = json.loads(qpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{qpath} is not valid JSON ({e}); delete it or record the quality again") from None
+    by_act = quality.get("activations") if isinstance(quality, dict) else None
+    if not isinstance(by_act, dict) or any(
+            a not in ACTIVATIONS or not isinstance(e, dict) or not isinstance(e.get("average"), (int, float))
+            or not isinstance(e.get("tasks"), dict) for a, e in by_act.items()):
+        raise CheckpointError(f"{qpath} is not a ternlib quality record (activations -> average and tasks)")
+    if quality.get("weights_sha256") != meta["weights_sha256"]:
+        return None
+    return quality
+
+
+def record_quality(path: str | os.PathLike, results: dict[str, Any], activations: str | None = None) -> dict[str, Any]:
+    """Record in a checkpoint the quality measured at one activation precision (``quality.json``).
+
+    ``results`` is what :func:`ternlib.evaluation.evaluate` returned (or ``ternlib eval --out`` wrote)
+    for this checkpoint loaded with ``activations`` (``"float"`` or ``"int8"``; ``None``: the
+    ``"activations"`` field of the results, which ``ternlib eval`` writes). ``ternlib eval --record``
+    does this after its evaluation. Returns the updated record.
+
+    Example:
+        >>> import torch, tempfile
+        >>> from ternlib import quantize_, save
+        >>> d = save(quantize_(torch.nn.Sequential(torch.nn.Linear(8, 4))), tempfile.mkdtemp())
+        >>> default_activations(d)                 # nothing measured yet: as saved
+        'float'
+        >>> _ = record_quality(d, {"tasks": {"sts": {"main": 0.800}}, "preset": "book"}, "float")
+        >>> _ = record_quality(d, {"tasks": {"sts": {"main": 0.797}}, "preset": "book"}, "int8")
+        >>> default_activations(d)                 # int8 lost 0.3 points: load(d) computes with int8
+        'int8'
+    """
+    path = Path(path)
+    meta = read_config(path)
+    activations = activations or results.get("activations")
+    if activations not in ACTIVATIONS:
+        raise ValueError(f"activations must be one of {ACTIVATIONS} (the precision the results were measured "
+                         f"at), got {activations!r}")
+    tasks = results.get("tasks") if isinstance(results, dict) else None
+    if not isinstance(tasks, dict) or not tasks or any(not isinstance(t, dict) or "main" not in t
+                                                       for t in tasks.values()):
+        raise ValueError("results must hold per-task scores under 'tasks' (each with a 'main' score), as "
+                         "ternlib.evaluation.evaluate returns them")
+    main = {name: float(t["main"]) for name, t in sorted(tasks.items())}
+    quality = read_quality(path) or {"weights_sha256": meta["weights_sha256"], "activations": {}}
+    quality["activations"][activations] = {
+        "preset": results.get("preset"), "seed": results.get("seed"), "tasks": main,
+        "average": sum(main.values()) / len(main)}
+    (path / QUALITY_FILE).write_text(json.dumps(quality, indent=2) + "\n")
+    return quality
+
+
+def default_activations(path: str | os.PathLike) -> str:
+    """The activation precision :func:`load` uses when none is asked for: ``"int8"`` (the fast path on
+    CPU and GPU) where the checkpoint's quality record shows int8 activations within
+    ``QUALITY_TOLERANCE`` (0.5 points) of float activations' suite average, measured alike (same preset,
+    seed and tasks); otherwise the precision the checkpoint was saved with.
+    """
+    meta = read_config(path)
+    saved = meta["ternary_config"].get("activations", "float")
+    quality = read_quality(path)
+    if saved == "int8" or quality is None:
+        return saved
+    f, i = quality["activations"].get("float"), quality["activations"].get("int8")
+    alike = f and i and all(f.get(k) == i.get(k) for k in ("preset", "seed")) and set(f["tasks"]) == set(i["tasks"])
+    return "int8" if alike and f["average"] - i["average"] <= QUALITY_TOLERANCE + 1e-12 else saved  # rounding
+
+
 def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | torch.device = "cpu",
          activations: str | None = None) -> nn.Module:
     """Load a checkpoint written by :func:`save`, frozen and in eval mode, ready for fast inference.
@@ -284,9 +369,10 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | 
         model: for a plain torch model, a freshly built instance of its architecture (full
             precision, not quantized); not needed for transformers or sentence-transformers models.
         device: where the loaded model lives.
-        activations: override the saved activation precision of the ternary layers:
-            ``"int8"`` (per-token int8, the fastest CPU path) or ``"float"``; ``None`` keeps
-            what the checkpoint says.
+        activations: the activation precision of the ternary layers: ``"int8"`` (per-token int8,
+            the fast path) or ``"float"``; ``None``: the fastest precision the checkpoint was
+            validated for (:func:`default_activations`: int8 where its recorded quality is within
+            0.5 points of float activations, else the saved precision).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -300,10 +386,11 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | 
         config = TernaryConfig.from_dict(meta["ternary_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"invalid ternary_config in {path / CONFIG_FILE}: {e}") from None
-    if activations is not None:
-        if activations not in ("float", "int8"):
-            raise ValueError(f"activations must be 'float' or 'int8', got {activations!r}")
-        config = dataclasses.replace(config, activations=activations)
+    if activations is None:
+        activations = default_activations(path)
+    if activations not in ACTIVATIONS:
+        raise ValueError(f"activations must be 'float' or 'int8', got {activations!r}")
+    config = dataclasses.replace(config, activations=activations)
     skeleton = _build_skeleton(path, meta, model)
 
     for name in meta.get("linear_attention", []):

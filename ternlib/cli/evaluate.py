@@ -35,6 +35,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--activations", choices=["float", "int8"],
                    help="activation precision of the ternary layers (default: as saved; int8 = per-token int8, "
                    "the fast CPU path)")
+    p.add_argument("--record", action="store_true",
+                   help="record the scores in the checkpoint (--model's quality.json), so that ternlib.load picks "
+                   "int8 activations by default where they score within 0.5 points of float activations")
     add_ternary_options(p, exclude=("activations",))
     g = p.add_argument_group("integer-weight baselines (ternlib.intquant: simulated, every Linear but task heads)")
     g.add_argument("--int-bits", type=int, choices=range(2, 9), metavar="{2..8}",
@@ -71,13 +74,17 @@ def int_baseline(model, args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import record_quality
     from ..evaluation import BOOK_SIZES, evaluate, load_results, results_table, save_results
-    from ..quantize import freeze_, quantize_
+    from ..quantize import freeze_, quantize_, ternary_modules
 
     model = load_any(args.model, args.activations)
     rtn = ternary_config(args, activations=args.activations) if args.round_to_nearest else None
     if rtn is not None and args.int_bits:
         raise SystemExit("ternlib eval: --round-to-nearest (ternary) and --int-bits (integer) exclude each other")
+    if args.record and (rtn is not None or args.int_bits or next(ternary_modules(model), None) is None):
+        raise SystemExit("ternlib eval: --record writes into a ternlib checkpoint: give --model a checkpoint "
+                         "directory, without --round-to-nearest or --int-bits")
     if rtn is not None:
         freeze_(quantize_(model, rtn))
     int_quant = int_baseline(model, args) if args.int_bits else None
@@ -89,11 +96,16 @@ def run(args: argparse.Namespace) -> int:
     results["preset"] = preset
     results["model"] = args.model or "sentence-transformers/all-MiniLM-L6-v2"
     results["round_to_nearest"] = rtn.to_dict() if rtn is not None else None
+    layers = list(ternary_modules(model))
+    results["activations"] = layers[0][1].config.activations if layers else None  # what the ternary layers ran at
     if int_quant is not None:
         results["int_quant"] = int_quant
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
     if args.out:
         save_results(results, args.out)
+    if args.record:
+        record_quality(args.model, results)
+        print(f"recorded the {results['activations']} activations' scores in {args.model}")
     baseline = load_results(args.baseline) if args.baseline else None
     print(results_table(results, baseline=baseline))
     return 0

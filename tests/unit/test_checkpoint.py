@@ -213,3 +213,58 @@ def test_save_leaves_the_model_unchanged(tmp_path):
     assert m.fc1.weight.grad is not None
     loaded = load(tmp_path, model=Tiny())
     assert torch.equal(loaded(ids), freeze_(m)(ids))  # the file holds what freezing gives
+
+
+def _results(scores, preset="book", seed=0):
+    return {"tasks": {t: {"main": v} for t, v in scores.items()}, "preset": preset, "seed": seed}
+
+
+def _activations(model):
+    return {layer.config.activations for _, layer in ternary_modules(model)}
+
+
+def test_load_picks_int8_activations_where_their_recorded_quality_holds(saved):
+    from ternlib.checkpoint import QUALITY_FILE, default_activations, read_quality, record_quality
+
+    assert default_activations(saved) == "float" and read_quality(saved) is None
+    assert _activations(load(saved, model=Tiny())) == {"float"}
+    record_quality(saved, _results({"sts": 0.80, "genre": 0.40}), "float")
+    assert default_activations(saved) == "float"          # int8 not measured yet
+    record_quality(saved, _results({"sts": 0.79, "genre": 0.40}), "int8")  # 0.5 points of the average lost
+    assert default_activations(saved) == "int8"
+    x = torch.randint(0, 20, (3, 5))
+    fast, slow = load(saved, model=Tiny()), load(saved, model=Tiny(), activations="float")
+    assert _activations(fast) == {"int8"} and _activations(slow) == {"float"}
+    assert not torch.equal(fast(x), slow(x))              # really another computation
+    record_quality(saved, _results({"sts": 0.78, "genre": 0.40}), "int8")  # 1 point lost: float stays
+    assert default_activations(saved) == "float"
+    record_quality(saved, _results({"sts": 0.80, "genre": 0.40}, preset="fast"), "int8")  # measured otherwise
+    assert default_activations(saved) == "float"
+    q = json.loads((saved / QUALITY_FILE).read_text())
+    assert set(q["activations"]) == {"float", "int8"} and q["activations"]["float"]["average"] == pytest.approx(0.6)
+
+    save(quantize_(Tiny()), saved)                        # new weights: the old record goes
+    assert not (saved / QUALITY_FILE).exists() and default_activations(saved) == "float"
+    record_quality(saved, _results({"sts": 0.8}), "float")
+    q = json.loads((saved / QUALITY_FILE).read_text())
+    q["weights_sha256"] = "0" * 64                        # a record copied from other weights is ignored
+    (saved / QUALITY_FILE).write_text(json.dumps(q))
+    assert read_quality(saved) is None
+
+
+def test_bad_quality_records(saved):
+    from ternlib.checkpoint import QUALITY_FILE, record_quality
+
+    with pytest.raises(ValueError, match="activations must be one of"):
+        record_quality(saved, _results({"sts": 0.8}))     # the results do not say which precision
+    with pytest.raises(ValueError, match="per-task scores"):
+        record_quality(saved, {"tasks": {"sts": {"spearman": 0.8}}}, "float")
+    (saved / QUALITY_FILE).write_text("{not json")
+    with pytest.raises(CheckpointError, match="quality.json is not valid JSON"):
+        load(saved, model=Tiny())
+    (saved / QUALITY_FILE).write_text(json.dumps({"activations": {"int4": {"average": 1, "tasks": {}}}}))
+    with pytest.raises(CheckpointError, match="not a ternlib quality record"):
+        load(saved, model=Tiny())
+    with pytest.raises(ValueError, match="activations must be 'float' or 'int8'"):
+        (saved / QUALITY_FILE).unlink()
+        load(saved, model=Tiny(), activations="int4")

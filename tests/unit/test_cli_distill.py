@@ -37,6 +37,19 @@ def test_distill_resume_and_eval_commands(tmp_path, capsys):
                  "--out", str(res)]) == 0
     table = capsys.readouterr().out
     assert "lee-sts" in table and json.loads(res.read_text())["tasks"]["lee-sts"]["main"] > -1
+    # --record: the scores at each activation precision go into the checkpoint, which load then reads
+    for act in ("float", "int8"):
+        assert main(["eval", "--model", str(out / "model"), "--fast", "--tasks", "lee-sts", "--threads", "1",
+                     "--activations", act, "--record"]) == 0
+        assert f"recorded the {act} activations' scores" in capsys.readouterr().out
+    quality = json.loads((out / "model" / "quality.json").read_text())["activations"]
+    assert set(quality) == {"float", "int8"} and set(quality["int8"]["tasks"]) == {"lee-sts"}
+    from ternlib.checkpoint import default_activations
+
+    lost = quality["float"]["average"] - quality["int8"]["average"]
+    assert default_activations(out / "model") == ("int8" if lost <= 0.005 else "float")
+    with pytest.raises(SystemExit, match="--record writes into a ternlib checkpoint"):
+        main(["eval", "--fast", "--tasks", "lee-sts", "--record"])  # FP32 MiniLM: nothing to record into
 
 
 def test_distill_command_rejects_bad_losses(tmp_path, capsys):
