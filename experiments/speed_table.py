@@ -3,7 +3,7 @@
 Usage: python experiments/speed_table.py [path/to/bench.json]   (the run itself: make bench)
 
 The ONNX Runtime columns appear when the run had onnxruntime (it times the whole encoder only, so the
-single-layer rows show a dash there).
+single-layer rows show a dash there); a run with --shapes adds the BERT-base / BERT-large rows.
 """
 import json
 import sys
@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ["bf16", "int8 dynamic", "ternary a8"]
 ORT = {"ort fp32": "ONNX Runtime FP32", "ort int8": "ONNX Runtime int8"}
 TERNARY = "ternary (2-bit weights, int8 activations)"
+SHAPES = {"bert-base": "BERT-base shape", "bert-large": "BERT-large shape"}
 
 
 def main(path: Path) -> None:
@@ -22,6 +23,8 @@ def main(path: Path) -> None:
     work = {w["workload"]: w for w in res["encoder"]["workloads"]}
     rows += [("MiniLM, one query", work["one query"]),
              ("MiniLM, 512 sentences (batch 64)", work["512 sentences, batch 64"])]
+    for shape, enc in res.get("encoder shapes", {}).items():  # `ternlib bench --shapes`: random weights
+        rows += [(f"{SHAPES.get(shape, shape)} (random weights), {w['workload']}", w) for w in enc["workloads"]]
     ort = [v for v in ORT if v in work["one query"]["ratio"]]
     cols = VARIANTS[:-1] + ort + VARIANTS[-1:]
     names = {"bf16": "bf16", "int8 dynamic": "int8 dynamic", **ORT, "ternary a8": TERNARY}
@@ -31,7 +34,8 @@ def main(path: Path) -> None:
         ms = r["ms"]["fp32"]
         fp = f"{ms / 1e3:.2f} s" if ms >= 1000 else (f"{ms:.1f} ms" if ms >= 10 else f"{ms:.3g} ms")
         cells = [f"{r['ratio'][v]:.2f}x" if v in r["ratio"] else "–" for v in cols]
-        cells[-1] = f"**{cells[-1]}**"
+        fastest = min((v for v in cols if v in r["ratio"]), key=lambda v: r["ratio"][v])
+        cells[cols.index(fastest)] = f"**{cells[cols.index(fastest)]}**"  # the fastest in the row
         print(f"| {label} | {fp} (1x) | " + " | ".join(cells) + " |")
     m = res["machine"]
     print(f"\n({m['cpu']}, {m['threads']} threads, torch {m['torch']}, packed kernel {m['packed kernel isa']})")
