@@ -3,7 +3,8 @@
 Usage: python experiments/speed_table.py [path/to/bench.json]   (the run itself: make bench)
 
 The ONNX Runtime columns appear when the run had onnxruntime (it times the whole encoder only, so the
-single-layer rows show a dash there); a run with --shapes adds the BERT-base / BERT-large rows.
+single-layer rows show a dash there); a run with --shapes adds the BERT-base / BERT-large rows, one with
+--compile the torch.compile columns.
 """
 import json
 import sys
@@ -14,6 +15,7 @@ VARIANTS = ["bf16", "int8 dynamic", "ternary a8"]
 ORT = {"ort fp32": "ONNX Runtime FP32", "ort int8": "ONNX Runtime int8"}
 TERNARY = "ternary (2-bit weights, int8 activations)"
 SHAPES = {"bert-base": "BERT-base shape", "bert-large": "BERT-large shape"}
+COMPILED = {"fp32 compiled": "FP32, torch.compile", "ternary a8 compiled": "ternary, torch.compile"}
 
 
 def main(path: Path) -> None:
@@ -26,8 +28,9 @@ def main(path: Path) -> None:
     for shape, enc in res.get("encoder shapes", {}).items():  # `ternlib bench --shapes`: random weights
         rows += [(f"{SHAPES.get(shape, shape)} (random weights), {w['workload']}", w) for w in enc["workloads"]]
     ort = [v for v in ORT if v in work["one query"]["ratio"]]
-    cols = VARIANTS[:-1] + ort + VARIANTS[-1:]
-    names = {"bf16": "bf16", "int8 dynamic": "int8 dynamic", **ORT, "ternary a8": TERNARY}
+    compiled = [v for v in COMPILED if v in work["one query"]["ratio"]]
+    cols = VARIANTS[:-1] + ort + VARIANTS[-1:] + compiled
+    names = {"bf16": "bf16", "int8 dynamic": "int8 dynamic", **ORT, "ternary a8": TERNARY, **COMPILED}
     print("| workload | FP32 | " + " | ".join(names[c] for c in cols) + " |")
     print("|---|---:|" + "---:|" * len(cols))
     for label, r in rows:

@@ -231,6 +231,7 @@ def _ternary_encoder(fp32: nn.Module, checkpoint: str | os.PathLike | None, acti
 
 
 ORT_VARIANTS = ["ort fp32", "ort int8"]  # ONNX Runtime rows of the encoder benchmark, when onnxruntime is installed
+COMPILED_VARIANTS = ["fp32 compiled", "ternary a8 compiled"]  # torch.compile rows (encoder_bench(compiled=True))
 
 
 def onnxruntime_missing() -> str | None:
@@ -350,9 +351,19 @@ def ort_encoders(fp32: nn.Module, folder: str | os.PathLike, check_texts: list[s
 
 
 @torch.inference_mode()
+def compiled_encoder(model: nn.Module, backend: str = "inductor") -> nn.Module:
+    """A copy of a SentenceTransformer whose transformer runs under ``torch.compile`` (inductor, dynamic
+    shapes). Ternary layers enter the graph as ``torch.ops.ternlib.ternary_linear`` (:mod:`ternlib.kernels.ops`);
+    the attention, layer norms and GELU around them are compiled and fused."""
+    c = copy.deepcopy(model)
+    attr = "model" if "model" in c[0]._modules else "auto_model"  # sentence-transformers >= 5 calls it model
+    setattr(c[0], attr, torch.compile(getattr(c[0], attr), dynamic=True, backend=backend))
+    return c
+
+
 def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 512, batch_size: int = 64,
                   repeats: int = 5, query_repeats: int = 30, progress: bool = True,
-                  onnxruntime: bool = True, shape: str = "minilm") -> dict[str, Any]:
+                  onnxruntime: bool = True, shape: str = "minilm", compiled: bool = False) -> dict[str, Any]:
     """End to end MiniLM: FP32 against bf16, int8 dynamic, the ternary checkpoint (a8 and fp-act) and,
     with ``onnxruntime`` (installed and not turned off), ONNX Runtime FP32 and int8 (:func:`ort_encoders`).
 
@@ -362,6 +373,10 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
 
     Without onnxruntime the other rows run, a warning says how to install it, and the result's
     ``"onnxruntime"`` entry says that the rows were skipped.
+
+    ``compiled`` adds FP32 and the ternary model (int8 activations) with their transformer under
+    ``torch.compile`` (inductor, dynamic shapes; the ternary layers as the custom operator of
+    :mod:`ternlib.kernels.ops`), compiled before the timings (``"compile seconds"``).
     """
     import tempfile
 
@@ -382,6 +397,20 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
 
     out: dict[str, Any] = {"shape": shape, "weights": "pretrained" if shape == "minilm" else "random (speed only)",
                            "ternary source": source, "workloads": []}
+    if compiled:
+        from torch._dynamo.utils import counters
+
+        torch._dynamo.reset()  # an earlier size's graphs count against dynamo's recompile limit (then: eager)
+        out["compile seconds"], out["compiled graphs"] = {}, {}
+        for name, model in (("fp32", fp32), ("ternary a8", t8)):
+            t0, graphs = time.perf_counter(), counters["stats"]["unique_graphs"]
+            models[f"{name} compiled"] = c = compiled_encoder(model)
+            for texts, bs in (([QUERY], 1), (sents[:batch_size], batch_size), (sents[-batch_size // 2:], batch_size)):
+                enc(c, texts, bs)  # compile now (dynamic shapes: one graph for every batch and length)
+            out["compile seconds"][name] = round(time.perf_counter() - t0, 1)
+            out["compiled graphs"][name] = counters["stats"]["unique_graphs"] - graphs  # 0: it fell back to eager
+            if not out["compiled graphs"][name]:
+                raise RuntimeError(f"torch.compile produced no graph for {name} at shape {shape!r}")
     missing = onnxruntime_missing() if onnxruntime else "turned off (onnxruntime=False)"
     with tempfile.TemporaryDirectory(prefix="ternlib-onnx-") as tmp:
         if missing is None:
@@ -502,28 +531,30 @@ def machine() -> dict[str, Any]:
 
 
 def run(quick: bool = False, checkpoint: str | os.PathLike | None = None, threads: int | None = None,
-        progress: bool = True, shapes: tuple[str, ...] = ()) -> dict[str, Any]:
+        progress: bool = True, shapes: tuple[str, ...] = (), compiled: bool = False) -> dict[str, Any]:
     """The whole benchmark; ``quick`` (under a minute) keeps two layer shapes and a short encoder run.
     ``shapes`` (e.g. ``("bert-base", "bert-large")``) adds end-to-end runs of random-weight encoders of
-    those sizes under ``"encoder shapes"`` (128 sentences in batches of 32; a quick run: 16)."""
+    those sizes under ``"encoder shapes"`` (128 sentences in batches of 32; a quick run: 16). ``compiled``
+    adds the ``torch.compile`` rows to every encoder run (:func:`encoder_bench`)."""
     if threads:
         torch.set_num_threads(threads)
     res: dict[str, Any] = {"machine": machine(), "quick": quick}
     if quick:
         res["layers"] = layer_bench([LAYER_SHAPES[1], LAYER_SHAPES[4]], [1, 128], repeats=5, min_seconds=0.1,
                                     progress=progress)
-        res["encoder"] = encoder_bench(checkpoint, n_sentences=64, repeats=3, query_repeats=10, progress=progress)
+        res["encoder"] = encoder_bench(checkpoint, n_sentences=64, repeats=3, query_repeats=10, progress=progress,
+                                       compiled=compiled)
     else:
         res["roofs"] = roofs()
         res["layers"] = layer_bench(progress=progress)
         res["crossover"] = crossover_bench(progress=progress)
-        res["encoder"] = encoder_bench(checkpoint, progress=progress)
+        res["encoder"] = encoder_bench(checkpoint, progress=progress, compiled=compiled)
         res["split"] = split_bench(checkpoint)
     for shape in shapes:
         if shape != "minilm":
             res.setdefault("encoder shapes", {})[shape] = encoder_bench(
                 None, n_sentences=16 if quick else 128, batch_size=16 if quick else 32, repeats=3,
-                query_repeats=5 if quick else 10, progress=progress, shape=shape)
+                query_repeats=5 if quick else 10, progress=progress, shape=shape, compiled=compiled)
     res["storage"] = storage_bench(checkpoint)
     return res
 
@@ -532,9 +563,10 @@ VARIANTS = ["bf16", "int8 dynamic", "ternary a8", "ternary fp-act"]  # the varia
 
 
 def encoder_variants(res: dict[str, Any]) -> list[str]:
-    """The encoder benchmark's variants besides FP32: :data:`VARIANTS`, then the ONNX Runtime ones it ran."""
+    """The encoder benchmark's variants besides FP32: :data:`VARIANTS`, then the ONNX Runtime and compiled
+    ones it ran."""
     work = res.get("encoder", {}).get("workloads", [])
-    return VARIANTS + [v for v in ORT_VARIANTS if work and v in work[0]["ratio"]]
+    return VARIANTS + [v for v in ORT_VARIANTS + COMPILED_VARIANTS if work and v in work[0]["ratio"]]
 
 
 def table(res: dict[str, Any]) -> str:
@@ -583,7 +615,7 @@ def plot(res: dict[str, Any], path: str | os.PathLike) -> None:
         width = 0.8 / len(variants)
         for i, v in enumerate(variants):
             ax.bar([j + i * width for j in range(len(rows))], [r["ratio"][v] for r in rows], width, label=v,
-                   color=f"C{(VARIANTS + ORT_VARIANTS).index(v)}")
+                   color=f"C{(VARIANTS + ORT_VARIANTS + COMPILED_VARIANTS).index(v)}")
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))])
         ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
         ax.axhline(1.0, color="k", lw=0.8)

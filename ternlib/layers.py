@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from .activations import fake_quantize_activations
 from .config import TernaryConfig
 from .kernels import PackedTernary, ternary_linear
+from .kernels.ops import ternary_linear_op
 from .packing import packed_shape, unpack
 from .ternarize import dequantize, fake_quantize, ste_weight, ternarize
 
@@ -149,6 +150,11 @@ class TernaryLinear(nn.Module):
                 f"got shape {tuple(x.shape)}"
             )
         if self.frozen:
+            if torch.compiler.is_compiling():  # torch.compile / torch.export: one opaque custom operator
+                c = self.config
+                return ternary_linear_op(x, self.packed, self.scales, self.bias, self.out_features, self.in_features,
+                                         c.packing, c.group_size if c.granularity == "group" else 0, c.activations,
+                                         self.kernel or "")
             return ternary_linear(x, self.packed_weight(), self.bias, self.kernel)
         w = ste_weight(self.weight, self.config)
         if self.config.activations == "int8":

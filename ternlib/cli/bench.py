@@ -29,6 +29,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--shapes", nargs="*", default=[], choices=[s for s in ENCODER_SHAPES if s != "minilm"],
                    help="also time random-weight encoders of these sizes end to end (speed does not depend on the "
                    "weights; MiniLM's tokenizer and pooling)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time FP32 and the ternary model under torch.compile (inductor; compiles first, a minute "
+                   "or more on 2 cores)")
     add_threads(p)
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--plot", help="write a PNG of the ratios here")
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import bench
 
     res = bench.run(quick=args.quick, checkpoint=args.checkpoint, threads=args.threads or None,
-                    shapes=tuple(args.shapes))
+                    shapes=tuple(args.shapes), compiled=args.compile)
     print(bench.table(res))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

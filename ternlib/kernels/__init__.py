@@ -18,8 +18,10 @@ with ``"int8"`` it first quantizes each token (row of ``x``) to int8 with
 exactly, so integer kernels must match it bit for bit.
 
 Layout: :mod:`~ternlib.kernels.registry` (:class:`PackedTernary`, registration, dispatch,
-crossover), :mod:`~ternlib.kernels.reference`, and one subpackage per backend, each importing
-only the registry, the reference and :mod:`ternlib.activations`.
+crossover), :mod:`~ternlib.kernels.reference`, :mod:`~ternlib.kernels.ops` (the dispatch as the
+custom operator ``torch.ops.ternlib.ternary_linear``, which ``torch.compile`` and ``torch.export``
+see), and one subpackage per backend, each importing only the registry, the reference and
+:mod:`ternlib.activations`.
 
 Example:
     >>> import torch
@@ -53,6 +55,7 @@ from .registry import (
 # isort: split
 # The backends register their kernels when imported: cpu always, triton where it is installed.
 from . import cpu  # noqa: F401  (cpu_packed, cpu_unpacked)
+from .ops import ternary_linear_op  # torch.ops.ternlib.ternary_linear, what torch.compile / torch.export see
 
 try:
     from . import triton  # noqa: F401  (triton_packed, triton_int8)
@@ -62,5 +65,5 @@ except ImportError:  # triton is not installed
 __all__ = [
     "Kernel", "KernelFn", "PackedTernary", "SupportsFn", "available_kernels", "crossover", "fake_quantize_activations",
     "quantize_activations", "reference_kernel", "register_kernel", "select_kernel", "set_crossover", "ternary_linear",
-    "unregister_kernel",
+    "ternary_linear_op", "unregister_kernel",
 ]

@@ -121,6 +121,13 @@ def test_encoder_bench_at_another_shape(monkeypatch):
     assert res["shape"] == "tiny" and res["weights"].startswith("random")
     assert set(res["workloads"][0]["ratio"]) == {"fp32", *bench.VARIANTS}
     assert "tiny (random (speed only)): one query" in bench.table({"encoder shapes": {"tiny": res}})
+    compiled = bench.compiled_encoder(enc, backend="aot_eager")  # the bench's compiled rows, without inductor's wait
+    ternary = bench._ternary_encoder(enc, None, "int8")[0]
+    texts = ["a b c", "a much longer sentence than the first one", "x"]
+    assert torch.allclose(compiled.encode(texts, convert_to_tensor=True), enc.encode(texts, convert_to_tensor=True),
+                          atol=1e-5)
+    assert torch.allclose(bench.compiled_encoder(ternary, backend="aot_eager").encode(texts, convert_to_tensor=True),
+                          ternary.encode(texts, convert_to_tensor=True), atol=1e-4)
     with pytest.raises(ValueError, match="MiniLM's shapes"):
         bench.encoder_bench("some/checkpoint", shape="tiny")
     with pytest.raises(ValueError, match="unknown encoder shape"):

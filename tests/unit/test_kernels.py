@@ -283,3 +283,32 @@ def test_kernel_modules_import_nothing_back_from_the_package():
             elif "ternlib.kernels" in modules or (target == "ternlib" and "kernels" in names):
                 bad.append(f"{path.relative_to(root)}:{node.lineno} imports ternlib.kernels")
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("activations", ["float", "int8"])
+@pytest.mark.parametrize("granularity", ["tensor", "row", "group"])
+def test_compiled_layer_runs_the_custom_op_exactly(activations, granularity):
+    """Under torch.compile a frozen layer is one custom operator (no graph break: fullgraph=True) computing
+    exactly what the eager layer computes; aot_eager runs the operator's fake implementation too."""
+    cfg = TernaryConfig(activations=activations, granularity=granularity, group_size=16)
+    model = torch.nn.Sequential(TernaryLinear(48, 32, config=cfg), torch.nn.GELU(), TernaryLinear(32, 8, config=cfg))
+    for m in model:
+        if isinstance(m, TernaryLinear):
+            m.freeze()
+    torch._dynamo.reset()  # each case compiles afresh (dynamo caps recompiles of one code object at 8)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    for tokens in (1, 5, 40):  # both CPU kernels (small and large batch)
+        x = torch.randn(2, tokens, 48)
+        assert torch.equal(compiled(x), model(x))
+
+
+def test_export_sees_the_ternary_operator():
+    from ternlib.kernels import ternary_linear_op
+
+    layer = TernaryLinear(24, 16, config=TernaryConfig(activations="int8")).freeze()
+    x = torch.randn(3, 24)
+    program = torch.export.export(layer, (x,))
+    assert "ternlib.ternary_linear" in str(program.graph)
+    assert torch.equal(program.module()(x), layer(x))
+    with pytest.raises(ValueError, match="features in its last dimension"):  # the dispatch's own checks still hold
+        ternary_linear_op(torch.randn(3, 7), layer.packed, layer.scales, layer.bias, 16, 24, "2bit", 0, "int8", "")
