@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 
 from .attention import LinearMultiheadAttention
-from .config import TernaryConfig
+from .config import ACTIVATIONS, TernaryConfig
 from .embedding import Int8Embedding
 from .layers import TernaryLinear
 from .models import is_sentence_transformer
@@ -44,7 +44,6 @@ QUALITY_FILE = "quality.json"
 # int8 activations become load()'s default when their recorded suite average is at most this far (0.5 points)
 # below float activations' (same preset, seed and tasks)
 QUALITY_TOLERANCE = 0.005
-ACTIVATIONS = ("float", "int8")
 
 
 class CheckpointError(ValueError):
@@ -283,7 +282,10 @@ def read_quality(path: str | os.PathLike) -> dict[str, Any] | None:
     """The checkpoint's ``quality.json`` (see :func:`record_quality`), or ``None`` when it has none or
     the file was measured on other weights (its ``weights_sha256`` differs from the checkpoint's)."""
     path = Path(path)
-    meta = read_config(path)
+    return _read_quality(path, read_config(path))
+
+
+def _read_quality(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
     qpath = path / QUALITY_FILE
     if not qpath.exists():
         return None
@@ -332,7 +334,7 @@ def record_quality(path: str | os.PathLike, results: dict[str, Any], activations
         raise ValueError("results must hold per-task scores under 'tasks' (each with a 'main' score), as "
                          "ternlib.evaluation.evaluate returns them")
     main = {name: float(t["main"]) for name, t in sorted(tasks.items())}
-    quality = read_quality(path) or {"weights_sha256": meta["weights_sha256"], "activations": {}}
+    quality = _read_quality(path, meta) or {"weights_sha256": meta["weights_sha256"], "activations": {}}
     quality["activations"][activations] = {
         "preset": results.get("preset"), "seed": results.get("seed"), "tasks": main,
         "average": sum(main.values()) / len(main)}
@@ -346,9 +348,13 @@ def default_activations(path: str | os.PathLike) -> str:
     ``QUALITY_TOLERANCE`` (0.5 points) of float activations' suite average, measured alike (same preset,
     seed and tasks); otherwise the precision the checkpoint was saved with.
     """
-    meta = read_config(path)
-    saved = meta["ternary_config"].get("activations", "float")
-    quality = read_quality(path)
+    path = Path(path)
+    return _default_activations(path, read_config(path))
+
+
+def _default_activations(path: Path, meta: dict[str, Any]) -> str:
+    saved = meta["ternary_config"].get("activations", TernaryConfig.activations)
+    quality = _read_quality(path, meta)
     if saved == "int8" or quality is None:
         return saved
     f, i = quality["activations"].get("float"), quality["activations"].get("int8")
@@ -387,7 +393,7 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | 
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"invalid ternary_config in {path / CONFIG_FILE}: {e}") from None
     if activations is None:
-        activations = default_activations(path)
+        activations = _default_activations(path, meta)
     if activations not in ACTIVATIONS:
         raise ValueError(f"activations must be 'float' or 'int8', got {activations!r}")
     config = dataclasses.replace(config, activations=activations)

@@ -68,6 +68,12 @@ class TernaryConfig:
             raise ValueError(f"TernaryConfig.activations must be one of {ACTIVATIONS}, got {self.activations!r}")
         object.__setattr__(self, "beta", float(self.beta))
 
+    @property
+    def scale_group_size(self) -> int | None:
+        """Input columns per scale: ``group_size`` when ``granularity="group"``, else ``None`` (one scale per
+        tensor or per row)."""
+        return self.group_size if self.granularity == "group" else None
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the form stored in checkpoints)."""
         return asdict(self)

@@ -123,9 +123,9 @@ class TernaryLinear(nn.Module):
         if (pw is not None and pw.packed is buffers["packed"] and pw.scales is buffers["scales"]
                 and pw.activations == self.config.activations):
             return pw
-        group = self.config.group_size if self.config.granularity == "group" else None
-        pw = PackedTernary(self.packed, self.scales, (self.out_features, self.in_features), self.config.packing, group,
-                           self.config.activations, self.__dict__.setdefault("_kernel_cache", {}))
+        pw = PackedTernary(self.packed, self.scales, (self.out_features, self.in_features), self.config.packing,
+                           self.config.scale_group_size, self.config.activations,
+                           self.__dict__.setdefault("_kernel_cache", {}))
         self.__dict__["_packed_weight"] = pw
         return pw
 
@@ -138,8 +138,7 @@ class TernaryLinear(nn.Module):
     def effective_weight(self) -> torch.Tensor:
         """The float32 weight the forward pass uses: ``scales * codes``."""
         if self.frozen:
-            group = self.config.group_size if self.config.granularity == "group" else None
-            return dequantize(self.codes(), self.scales, group)
+            return dequantize(self.codes(), self.scales, self.config.scale_group_size)
         return fake_quantize(self.weight.detach().float(), self.config)
 
     # ------------------------------------------------------------------ compute
@@ -153,8 +152,7 @@ class TernaryLinear(nn.Module):
             if torch.compiler.is_compiling():  # torch.compile / torch.export: one opaque custom operator
                 c = self.config
                 return ternary_linear_op(x, self.packed, self.scales, self.bias, self.out_features, self.in_features,
-                                         c.packing, c.group_size if c.granularity == "group" else 0, c.activations,
-                                         self.kernel or "")
+                                         c.packing, c.scale_group_size or 0, c.activations, self.kernel or "")
             return ternary_linear(x, self.packed_weight(), self.bias, self.kernel)
         w = ste_weight(self.weight, self.config)
         if self.config.activations == "int8":

@@ -34,9 +34,8 @@ class PackedTernary:
 
     @classmethod
     def from_codes(cls, codes: torch.Tensor, scales: torch.Tensor, config: TernaryConfig) -> "PackedTernary":
-        group = config.group_size if config.granularity == "group" else None
-        return cls(pack(codes, config.packing), scales.float(), tuple(codes.shape), config.packing, group,
-                   config.activations)
+        return cls(pack(codes, config.packing), scales.float(), tuple(codes.shape), config.packing,
+                   config.scale_group_size, config.activations)
 
     def cached(self, name: str, make: Callable[[], Any]) -> Any:
         """``make()`` computed once and kept in :attr:`cache` while the packed codes are unchanged.
