@@ -40,9 +40,9 @@ def _cache_for(packed: torch.Tensor) -> dict:
     if entry is not None and entry[0]() is packed:
         return entry[1]
 
-    def forget(ref, key=key):
-        if _CACHES.get(key, (None,))[0] is ref:
-            del _CACHES[key]
+    def forget(ref, key=key, caches=_CACHES):  # bound now: at interpreter exit the module's globals are None
+        if caches.get(key, (None,))[0] is ref:
+            del caches[key]
 
     cache: dict = {}
     _CACHES[key] = (weakref.ref(packed, forget), cache)

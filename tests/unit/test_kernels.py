@@ -115,6 +115,48 @@ def test_planes128_layout():
     assert torch.equal(u[:, :300].to(torch.int8), codes) and not u[:, 300:].any()
 
 
+def test_rows16_layout():
+    codes = torch.randint(-1, 2, (37, 200), dtype=torch.int8)
+    r = cpu_kernels.to_rows16(codes)
+    assert r.shape == (3, 13, 16, 4)  # 37 rows -> 3 groups of 16, 200 columns -> 13 chunks of 16
+    u = torch.stack([(r.to(torch.int32) >> (2 * s)) & 3 for s in range(4)], 3)  # (G, c, j, s, b)
+    u = u.permute(0, 2, 1, 3, 4).reshape(48, 208) - 1  # row 16G + j, column 16c + 4s + b
+    assert torch.equal(u[:37, :200].to(torch.int8), codes) and not u[37:].any() and not u[:, 200:].any()
+
+
+needs_vnni = pytest.mark.skipif(cpu_kernels.extension() is None or cpu_kernels.isa() != "avx512-vnni",
+                                reason="the rows16 kernel needs AVX-512 VNNI")
+
+
+@needs_vnni
+@pytest.mark.parametrize("m", [8, 12, 13, 24, 25, 40])  # around the 12-token register tiles
+@pytest.mark.parametrize("n,bias", [(33, True), (1024, False)])
+def test_rows16_kernel_is_exact_and_used_from_eight_tokens(m, n, bias):
+    w, b = _weight(n, 136, "row", "int8")
+    b = b if bias else None
+    x = _x(m, 136)
+    set_crossover(10**9)
+    try:
+        out = ternary_linear(x, w, b, kernel="cpu_packed")
+    finally:
+        set_crossover(None)
+    assert torch.equal(out, ternary_linear(x, w, b, kernel="reference"))
+    assert "rows16" in w.cache and "planes128" not in w.cache
+    small = _x(cpu_kernels.ROWS16_MIN_TOKENS - 1, 136)
+    ref = ternary_linear(small, w, b, kernel="reference")
+    assert torch.equal(ternary_linear(small, w, b, kernel="cpu_packed"), ref)
+    assert "planes128" in w.cache  # fewer tokens: the planes128 kernel
+
+
+@needs_vnni
+def test_rows16_kernel_rejects_a_wrong_layout():
+    ext = cpu_kernels.extension()
+    msg = r"linear_rows16: weight has shape \[1, 1, 16, 4\], expected \(2, 1, 16, 4\)"
+    with pytest.raises(RuntimeError, match=msg):
+        ext.linear_rows16(torch.randn(8, 16), cpu_kernels.to_rows16(torch.zeros(16, 16, dtype=torch.int8)),
+                          torch.ones(1), None, 17)
+
+
 @needs_ext
 def test_dispatch_picks_by_token_count_and_honours_overrides(monkeypatch):
     w, _ = _weight(32, 64)

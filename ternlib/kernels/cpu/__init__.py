@@ -5,7 +5,11 @@ Two kernels, picked by the number of tokens ``M`` in a call (see :func:`ternlib.
 - ``cpu_packed`` (small ``M``): a C++ extension (``csrc/ternary_cpu.cpp``, compiled on first use
   with ``torch.utils.cpp_extension``; AVX-512 VNNI, AVX2 or scalar, chosen at run time) reads
   the 2-bit codes directly, so a layer's weight stays at 2 bits in the cache. Activations are
-  quantized per token to int8 (``activations="int8"``) or kept in float32.
+  quantized per token to int8 (``activations="int8"``) or kept in float32. Its weight layouts:
+  ``planes128`` (:func:`to_planes128`) for float activations and for int8 below
+  ``ROWS16_MIN_TOKENS`` tokens, ``rows16`` (:func:`to_rows16`; register tiles of 32 rows x 12
+  tokens with no horizontal sums) for int8 from 8 tokens on AVX-512 VNNI. Each is made on first use
+  and kept (2 bits a weight each).
 - ``cpu_unpacked`` (large ``M``): the codes are unpacked once, on first use, and kept beside
   the packed buffer (never re-unpacked per call). With ``activations="int8"`` they become an int8
   matrix (1 byte a weight) for PyTorch's int8 GEMM (``torch._int_mm``, oneDNN), followed by the
@@ -47,6 +51,7 @@ _EXT_ERROR: str | None = None
 _LOCK = threading.Lock()
 
 BLOCK = 128  # codes per 32-byte block of the planes128 layout
+ROWS16_MIN_TOKENS = 8  # int8 calls with at least this many tokens use the rows16 layout (AVX-512 VNNI)
 
 
 def extension():
@@ -125,6 +130,28 @@ def to_planes128(codes: torch.Tensor) -> torch.Tensor:
     return planes.to(torch.uint8).reshape(n, kp // 4).contiguous()
 
 
+def to_rows16(codes: torch.Tensor) -> torch.Tensor:
+    """Re-pack int8 codes ``(N, K)`` into the VNNI tile kernel's layout ``(ceil(N/16), Kq/16, 16, 4)`` uint8, Kq = K
+    rounded up to 16.
+
+    In chunk ``c`` of row group ``g``, lane ``j`` (4 bytes) is row ``16g + j``, and its byte ``b`` holds in
+    bits ``2s, 2s+1`` the value ``u = code + 1`` of column ``16c + 4s + b``; padding holds code 0. One
+    64-byte load and a shift-and-mask give, in each 32-bit lane, four consecutive codes of one row.
+
+    Example:
+        >>> import torch
+        >>> r = to_rows16(torch.tensor([[1, 0, -1] + [0] * 13]))   # one row, 16 columns
+        >>> r.shape, [hex(int(v)) for v in r[0, 0, 0]]            # column 0 -> u=2, 1 -> u=1, 2 -> u=0
+        (torch.Size([1, 1, 16, 4]), ['0x56', '0x55', '0x54', '0x55'])
+    """
+    n, k = codes.shape
+    n16, kq = -(-n // 16) * 16, -(-k // 16) * 16
+    u = F.pad(codes.to(torch.int32) + 1, (0, kq - k, 0, n16 - n), value=1)
+    u = u.reshape(n16 // 16, 16, kq // 16, 4, 4)  # (G, j, c, s, b): column 16c + 4s + b of row 16G + j
+    byte = u[:, :, :, 0] | (u[:, :, :, 1] << 2) | (u[:, :, :, 2] << 4) | (u[:, :, :, 3] << 6)  # (G, j, c, b)
+    return byte.permute(0, 2, 1, 3).to(torch.uint8).contiguous()  # (G, c, j, b)
+
+
 def _flat_scales(w: PackedTernary) -> torch.Tensor:
     return w.scales.reshape(-1).float().contiguous()  # (1,) or (N,)
 
@@ -154,6 +181,10 @@ def cpu_packed_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | No
     """Small-M CPU kernel on the 2-bit codes (C++; int8 path exact against the reference)."""
     ext = extension()
     n, k = w.shape
+    x2 = x.reshape(-1, k)  # (M, K)
+    if w.activations == "int8" and x2.shape[0] >= ROWS16_MIN_TOKENS and ext.isa_level() == 2:
+        rows16, sw = w.cached("rows16", lambda: (to_rows16(w.codes()), _flat_scales(w)))  # (N/16, K/16, 16, 4) uint8
+        return ext.linear_rows16(x2, rows16, sw, bias, n).reshape(*x.shape[:-1], n)
     planes, sw = w.cached("planes128", lambda: (to_planes128(w.codes()), _flat_scales(w)))  # (N, Kp/4) uint8, (1|N,)
     y = ext.linear_small(x.reshape(-1, k), planes, sw, bias, w.activations == "int8", -1)  # (M, N)
     return y.reshape(*x.shape[:-1], n)

@@ -536,6 +536,113 @@ torch::Tensor linear_small(torch::Tensor x, torch::Tensor planes, torch::Tensor 
   return y;
 }
 
+// ------------------------------------------------------------------ "rows16" layout: M >= 2 on AVX-512 VNNI
+// (ceil(N/16), Kq/16, 16, 4) uint8, Kq = K rounded up to 16 (made by ternlib.kernels.cpu.to_rows16). In
+// chunk c of row group g, 32-bit lane j is row 16g+j, and its byte b holds in bits 2s, 2s+1 the value
+// u = code + 1 of column 16c + 4s + b; padding rows and columns hold u = 1 (code 0).
+// Plane s of a 64-byte chunk ((v >> 2s) & 3) is then, per lane, the four codes of columns 16c+4s..+3
+// of one row: VPDPBUSD against those four activations broadcast to every lane adds them into that
+// row's accumulator. The accumulators hold 16 output rows each, so no horizontal sums are needed and
+// the epilogue stores 16 contiguous outputs: a register tile of R16 row groups x T16 tokens (24 of
+// the 32 zmm registers), each decoded plane serving T16 tokens. Against planes128's tiles (2 rows x 6
+// tokens, a horizontal sum per output) it is 1.3-2x faster from 8 tokens on wide layers (N >= 1024)
+// and about even on 384 x 384 (2-core AMD EPYC Zen 4); below 8 tokens planes128 stays faster.
+namespace {
+constexpr int R16 = 2;  // row groups (of 16 rows) per register tile
+constexpr int T16 = 12;  // tokens per register tile
+
+template <int T>
+__attribute__((target("avx2,avx512f,avx512vl,avx512bw,avx512vnni")))
+void tile_rows16(const uint8_t* w, int64_t gbytes, int groups, const int8_t* x, int64_t Kq, int32_t* out) {
+  // out[(r * T + t) * 16 + j] = sum_k u[row 8r+j][k] * x[t][k] for the `groups` (<= R16) row groups at w
+  const __m512i mask = _mm512_set1_epi8(3);
+  __m512i a[R16][T];
+  for (int r = 0; r < R16; ++r)
+    for (int t = 0; t < T; ++t) a[r][t] = _mm512_setzero_si512();
+  const int64_t C = Kq / 16;
+  for (int64_t c = 0; c < C; ++c) {
+    for (int s = 0; s < 4; ++s) {
+      __m512i u[R16];
+      for (int r = 0; r < R16; ++r) {
+        const __m512i v = _mm512_loadu_si512((w + (r < groups ? r : 0) * gbytes + 64 * c));
+        u[r] = _mm512_and_si512(_mm512_srli_epi16(v, 2 * s), mask);
+      }
+      for (int t = 0; t < T; ++t) {
+        int32_t xv;
+        std::memcpy(&xv, x + t * Kq + 16 * c + 4 * s, 4);
+        const __m512i xb = _mm512_set1_epi32(xv);
+        for (int r = 0; r < R16; ++r) a[r][t] = _mm512_dpbusd_epi32(a[r][t], u[r], xb);
+      }
+    }
+  }
+  for (int r = 0; r < groups; ++r)
+    for (int t = 0; t < T; ++t) _mm512_storeu_si512((out + (r * T + t) * 16), a[r][t]);
+}
+
+using Rows16Tile = void (*)(const uint8_t*, int64_t, int, const int8_t*, int64_t, int32_t*);
+
+// Row groups g0 .. g0+R16-1 of y (M, N) = (sum_k c[n,k] q[m,k]) * (sx[m] * sw[n]) + b[n] on the rows16 layout
+__attribute__((target("avx2,avx512f,avx512vl,avx512bw,avx512vnni")))
+void rows16_block(int64_t g0, const int8_t* qp, const float* sxp, const int32_t* qs, int64_t M, int64_t Kq,
+                 const uint8_t* wp, int64_t N, const float* swp, bool per_row, const float* bp, float* yp) {
+  static const Rows16Tile tiles[T16 + 1] = {nullptr, &tile_rows16<1>, &tile_rows16<2>, &tile_rows16<3>, &tile_rows16<4>,
+                                          &tile_rows16<5>, &tile_rows16<6>, &tile_rows16<7>, &tile_rows16<8>, &tile_rows16<9>, &tile_rows16<10>, &tile_rows16<11>, &tile_rows16<12>};
+  const int64_t G = (N + 15) / 16, gbytes = Kq / 16 * 64;
+  alignas(64) int32_t acc[R16 * T16 * 16];
+  const int groups = static_cast<int>(std::min<int64_t>(R16, G - g0));
+  for (int64_t m0 = 0; m0 < M; m0 += T16) {
+    const int T = static_cast<int>(std::min<int64_t>(T16, M - m0));
+    tiles[T](wp + g0 * gbytes, gbytes, groups, qp + m0 * Kq, Kq, acc);
+    for (int r = 0; r < groups; ++r) {
+      const int64_t n0 = 16 * (g0 + r);
+      const int rows = static_cast<int>(std::min<int64_t>(16, N - n0));
+      const __mmask16 keep = static_cast<__mmask16>((1u << rows) - 1);
+      const __m512 sw = per_row ? _mm512_maskz_loadu_ps(keep, swp + n0) : _mm512_set1_ps(swp[0]);
+      const __m512 b = bp ? _mm512_maskz_loadu_ps(keep, bp + n0) : _mm512_setzero_ps();
+      for (int t = 0; t < T; ++t) {
+        const int64_t m = m0 + t;
+        const __m512i a = _mm512_load_si512((acc + (r * T + t) * 16));
+        const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(sxp[m]), sw);  // sx[m] * sw[n], as the reference
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, _mm512_set1_epi32(qs[m]))), sc);
+        if (bp) v = _mm512_add_ps(v, b);
+        _mm512_mask_storeu_ps(yp + m * N + n0, keep, v);
+      }
+    }
+  }
+}
+
+void gemm_rows16_raw(const int8_t* qp, const float* sxp, const int32_t* qs, int64_t M, int64_t Kq, const uint8_t* wp,
+                    int64_t N, const float* swp, bool per_row, const float* bp, float* yp) {
+  const int64_t G = (N + 15) / 16;
+  at::parallel_for(0, (G + R16 - 1) / R16, grain_for(16 * R16 * Kq * M), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) rows16_block(p * R16, qp, sxp, qs, M, Kq, wp, N, swp, per_row, bp, yp);
+  });
+}
+}  // namespace
+
+// Small-M int8 linear on the rows16 layout (AVX-512 VNNI only): x (M, K) float32 -> y (M, N) float32.
+torch::Tensor linear_rows16(torch::Tensor x, torch::Tensor rows16, torch::Tensor sw, c10::optional<torch::Tensor> bias,
+                           int64_t N) {
+  TORCH_CHECK(has_vnni(), "linear_rows16: needs AVX-512 VNNI");
+  TORCH_CHECK(x.dtype() == torch::kFloat32 && x.dim() == 2, "linear_rows16: x must be (M, K) float32");
+  const int64_t M = x.size(0), K = x.size(1), Kq = (K + 15) / 16 * 16;
+  TORCH_CHECK(rows16.dtype() == torch::kUInt8 && rows16.is_contiguous() && rows16.dim() == 4 && rows16.size(0) == (N + 15) / 16 &&
+              rows16.size(1) * 16 == Kq && rows16.size(2) == 16 && rows16.size(3) == 4,
+              "linear_rows16: weight has shape ", rows16.sizes(), ", expected (", (N + 15) / 16, ", ", Kq / 16, ", 16, 4)");
+  check_scales(sw, N, "linear_rows16");
+  const torch::Tensor b = checked_bias(bias, N, "linear_rows16");
+  torch::Tensor xc = x.contiguous(), swc = sw.contiguous();
+  std::vector<int8_t> q(static_cast<size_t>(M * Kq));
+  std::vector<float> sx(static_cast<size_t>(M));
+  std::vector<int32_t> qs(static_cast<size_t>(M));
+  const float* xp = xc.data_ptr<float>();
+  for (int64_t m = 0; m < M; ++m) quantize_row_avx2(xp + m * K, K, Kq, q.data() + m * Kq, sx.data() + m, qs.data() + m);
+  auto y = torch::empty({M, N}, torch::kFloat32);
+  gemm_rows16_raw(q.data(), sx.data(), qs.data(), M, Kq, rows16.data_ptr<uint8_t>(), N, swc.data_ptr<float>(),
+                 swc.numel() == N && N > 1, b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr<float>());
+  return y;
+}
+
 int64_t isa_level() { return best_isa(); }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -544,5 +651,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gemm_f32", &gemm_f32, "float32 activations x planes128 ternary weight");
   m.def("dequant_epilogue_", &dequant_epilogue_, "int32 accumulators -> float32 outputs, in place");
   m.def("linear_small", &linear_small, "small-M ternary linear in one call");
+  m.def("linear_rows16", &linear_rows16, "small-M int8 ternary linear on the rows16 layout (AVX-512 VNNI)");
   m.def("isa_level", &isa_level, "0 scalar, 1 AVX2, 2 AVX-512 VNNI");
 }
