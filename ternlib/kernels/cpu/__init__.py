@@ -6,10 +6,9 @@ Two kernels, picked by the number of tokens ``M`` in a call (see :func:`ternlib.
   with ``torch.utils.cpp_extension``; AVX-512 VNNI, AVX2 or scalar, chosen at run time) reads
   the 2-bit codes directly, so a layer's weight stays at 2 bits in the cache. Activations are
   quantized per token to int8 (``activations="int8"``) or kept in float32. Its weight layouts:
-  ``planes128`` (:func:`to_planes128`) for float activations and for int8 below
-  ``ROWS16_MIN_TOKENS`` tokens, ``rows16`` (:func:`to_rows16`; register tiles of 32 rows x 12
-  tokens with no horizontal sums) for int8 from 8 tokens on AVX-512 VNNI. Each is made on first use
-  and kept (2 bits a weight each).
+  ``rows16`` (:func:`to_rows16`; register tiles of 32 rows x 12 tokens, no horizontal sums) for int8
+  activations on AVX-512 VNNI, ``planes128`` (:func:`to_planes128`) for float activations and for
+  int8 on AVX2 or scalar CPUs. Each is made on first use and kept (2 bits a weight).
 - ``cpu_unpacked`` (large ``M``): the codes are unpacked once, on first use, and kept beside
   the packed buffer (never re-unpacked per call). With ``activations="int8"`` they become an int8
   matrix (1 byte a weight) for PyTorch's int8 GEMM (``torch._int_mm``, oneDNN), followed by the
@@ -51,7 +50,6 @@ _EXT_ERROR: str | None = None
 _LOCK = threading.Lock()
 
 BLOCK = 128  # codes per 32-byte block of the planes128 layout
-ROWS16_MIN_TOKENS = 8  # int8 calls with at least this many tokens use the rows16 layout (AVX-512 VNNI)
 
 
 def extension():
@@ -182,7 +180,7 @@ def cpu_packed_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | No
     ext = extension()
     n, k = w.shape
     x2 = x.reshape(-1, k)  # (M, K)
-    if w.activations == "int8" and x2.shape[0] >= ROWS16_MIN_TOKENS and ext.isa_level() == 2:
+    if w.activations == "int8" and ext.isa_level() == 2:  # rows16: faster at every M (experiments/rows16_layout.py)
         rows16, sw = w.cached("rows16", lambda: (to_rows16(w.codes()), _flat_scales(w)))  # (N/16, K/16, 16, 4) uint8
         return ext.linear_rows16(x2, rows16, sw, bias, n).reshape(*x.shape[:-1], n)
     planes, sw = w.cached("planes128", lambda: (to_planes128(w.codes()), _flat_scales(w)))  # (N, Kp/4) uint8, (1|N,)

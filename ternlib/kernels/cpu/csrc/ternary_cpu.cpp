@@ -544,9 +544,9 @@ torch::Tensor linear_small(torch::Tensor x, torch::Tensor planes, torch::Tensor 
 // of one row: VPDPBUSD against those four activations broadcast to every lane adds them into that
 // row's accumulator. The accumulators hold 16 output rows each, so no horizontal sums are needed and
 // the epilogue stores 16 contiguous outputs: a register tile of R16 row groups x T16 tokens (24 of
-// the 32 zmm registers), each decoded plane serving T16 tokens. Against planes128's tiles (2 rows x 6
-// tokens, a horizontal sum per output) it is 1.3-2x faster from 8 tokens on wide layers (N >= 1024)
-// and about even on 384 x 384 (2-core AMD EPYC Zen 4); below 8 tokens planes128 stays faster.
+// the 32 zmm registers), each decoded plane serving T16 tokens. In stacks of distinct layers it takes
+// 0.45-0.86x planes128's time from 1 to 32 tokens on MiniLM, BERT-base and BERT-large shapes (one case
+// of 35 slower: 1.06x at 1 token, 1024 x 4096; experiments/rows16_layout.py, 2-core AMD EPYC Zen 4).
 namespace {
 constexpr int R16 = 2;  // row groups (of 16 rows) per register tile
 constexpr int T16 = 12;  // tokens per register tile
