@@ -526,8 +526,10 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "packed kernel isa": cpu_kernels.isa(), "python": platform.python_version()}
+    isa = cpu_kernels.isa()
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__, "packed kernel isa": isa,
+            "packed int8 layout": "rows16" if isa == "avx512-vnni" else "planes128",
+            "python": platform.python_version()}
 
 
 def run(quick: bool = False, checkpoint: str | os.PathLike | None = None, threads: int | None = None,

@@ -117,16 +117,18 @@ _CROSSOVER = [None]
 def crossover() -> int:
     """Largest number of tokens (rows of ``x``) for which the small-batch kernels are chosen.
 
-    Default 32, from the benchmark's crossover sweep (``python -m ternlib bench``: the 36
-    linears of MiniLM run as a stack, int8 activations, 2-core CPU), which also prints the
-    crossover it measures on the machine it runs on; override with
+    Default 64, from the benchmark's crossover sweep (``python -m ternlib bench``: the 36
+    linears of MiniLM run as a stack, int8 activations), which also prints the crossover it
+    measures on the machine it runs on: 64 in three runs on a 2-core AMD EPYC (AVX-512 VNNI) with
+    the ``rows16`` packed kernel; 16 on a 2-core Intel Xeon with AMX and the older kernel (the
+    ``bench_cpu_shapes.json`` of commit 25b7d50). Override with
     :func:`set_crossover` or ``TERNLIB_CROSSOVER``.
     """
     if _CROSSOVER[0] is not None:
         return _CROSSOVER[0]
     env = os.environ.get("TERNLIB_CROSSOVER")
     if env is None:
-        return 32
+        return 64
     try:
         return int(env)
     except ValueError:
