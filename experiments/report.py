@@ -216,10 +216,9 @@ def _text_latency_rows(art: Path) -> list[dict[str, Any]]:
     else:
         layer = q = b = None
         ours_layer = ours_enc = _none(NOT_RUN)
-    bench_ort = _load(art / "kernels" / "bench_cpu_ort.json") or bench  # the run with ONNX Runtime rows
-    ort = bench_ort and "ort int8" in bench_ort["encoder"]["workloads"][0]["ratio"]
+    ort = bench and "ort int8" in bench["encoder"]["workloads"][0]["ratio"]  # a run with onnxruntime installed
     if ort:
-        r1 = {w["workload"]: w["ratio"] for w in bench_ort["encoder"]["workloads"]}
+        r1 = {w["workload"]: w["ratio"] for w in bench["encoder"]["workloads"]}
         one, many = r1["one query"], r1["512 sentences, batch 64"]
         ours_ort = _cell("one query: ternary {}, ONNX Runtime int8 {}; 512 sentences: ternary {}, ONNX Runtime int8 {}",
                          *(_fig(f"{v:.2f}x", v, CH4) for v in (one["ternary a8"], one["ort int8"],
@@ -253,7 +252,7 @@ def _text_latency_rows(art: Path) -> list[dict[str, Any]]:
          "measure": "latency, whole encoder, against the CPU peer: ternary and ONNX Runtime int8 (x torch FP32's time)",
          "ours": ours_ort, "paper": _none(),
          "note": "ONNX Runtime 1.31 with int8 dynamic quantization (per-channel weights), same process, interleaved; "
-                 "a second full benchmark run, on " + (bench_ort["machine"]["cpu"] if ort else "-"),
+                 "the same benchmark run, on " + (bench["machine"]["cpu"] if ort else "-"),
          "plot": ort_plot},
         {"key": "text-latency-gpu", "group": "text efficiency",
          "measure": "latency, whole encoder end to end on an H100 GPU, ternary (Triton) against cuBLAS fp16",
