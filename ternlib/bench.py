@@ -526,9 +526,8 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    isa = cpu_kernels.isa()
-    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__, "packed kernel isa": isa,
-            "packed int8 layout": "rows16" if isa == "avx512-vnni" else "planes128",
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "packed kernel isa": cpu_kernels.isa(), "packed int8 layout": cpu_kernels.int8_layout(),
             "python": platform.python_version()}
 
 

@@ -141,7 +141,7 @@ def test_rows16_kernel_is_exact_and_used_for_int8(m, n, bias):
     finally:
         set_crossover(None)
     assert torch.equal(out, ternary_linear(x, w, b, kernel="reference"))
-    assert "rows16" in w.cache and "planes128" not in w.cache
+    assert "rows16" in w.cache and "planes128" not in w.cache and cpu_kernels.int8_layout() == "rows16"
     wf, _ = _weight(n, 136, "row", "float")
     ternary_linear(x[:2], wf, b, kernel="cpu_packed")
     assert "planes128" in wf.cache  # float activations: the planes128 kernel

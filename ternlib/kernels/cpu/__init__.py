@@ -33,6 +33,7 @@ Example:
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import warnings
@@ -104,6 +105,13 @@ def isa() -> str:
     """The instruction set the packed kernel uses here: ``avx512-vnni``, ``avx2``, ``scalar`` or ``none``."""
     ext = extension()
     return "none" if ext is None else ("scalar", "avx2", "avx512-vnni")[ext.isa_level()]
+
+
+@functools.cache
+def int8_layout() -> str:
+    """The packed layout int8 calls use here: ``rows16`` on AVX-512 VNNI (faster at every token count measured,
+    ``experiments/rows16_layout.py``), else ``planes128``; ``none`` without the extension. Decided once per process."""
+    return "rows16" if isa() == "avx512-vnni" else "planes128" if extension() is not None else "none"
 
 
 def to_planes128(codes: torch.Tensor) -> torch.Tensor:
@@ -180,11 +188,12 @@ def cpu_packed_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | No
     ext = extension()
     n, k = w.shape
     x2 = x.reshape(-1, k)  # (M, K)
-    if w.activations == "int8" and ext.isa_level() == 2:  # rows16: faster at every M (experiments/rows16_layout.py)
-        rows16, sw = w.cached("rows16", lambda: (to_rows16(w.codes()), _flat_scales(w)))  # (N/16, K/16, 16, 4) uint8
-        return ext.linear_rows16(x2, rows16, sw, bias, n).reshape(*x.shape[:-1], n)
-    planes, sw = w.cached("planes128", lambda: (to_planes128(w.codes()), _flat_scales(w)))  # (N, Kp/4) uint8, (1|N,)
-    y = ext.linear_small(x.reshape(-1, k), planes, sw, bias, w.activations == "int8", -1)  # (M, N)
+    if w.activations == "int8" and int8_layout() == "rows16":
+        rows16, sw = w.cached("rows16", lambda: (to_rows16(w.codes()), _flat_scales(w)))  # (N/16, Kq/16, 16, 4) uint8
+        y = ext.linear_rows16(x2, rows16, sw, bias, n)  # (M, N)
+    else:
+        planes, sw = w.cached("planes128", lambda: (to_planes128(w.codes()), _flat_scales(w)))  # (N, Kp/4), (1|N,)
+        y = ext.linear_small(x2, planes, sw, bias, w.activations == "int8", -1)  # (M, N)
     return y.reshape(*x.shape[:-1], n)
 
 

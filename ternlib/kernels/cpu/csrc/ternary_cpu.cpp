@@ -507,36 +507,50 @@ torch::Tensor dequant_epilogue_(torch::Tensor acc, torch::Tensor sx, torch::Tens
   return acc.view(torch::kFloat32);
 }
 
+namespace {
+// A few tokens quantized per token into plain buffers on the calling thread (no tensor allocations):
+// q (M, Kp) int8 padded with zeros, scale sx (M,) and sum qs (M,), as quantize_per_token makes them.
+struct Tokens {
+  std::vector<int8_t> q;
+  std::vector<float> sx;
+  std::vector<int32_t> qs;
+};
+
+Tokens quantize_tokens(const torch::Tensor& xc, int64_t Kp, int level) {
+  const int64_t M = xc.size(0), K = xc.size(1);
+  Tokens t{std::vector<int8_t>(static_cast<size_t>(M * Kp)), std::vector<float>(static_cast<size_t>(M)),
+           std::vector<int32_t>(static_cast<size_t>(M))};
+  const float* xp = xc.data_ptr<float>();
+  for (int64_t m = 0; m < M; ++m) {
+    if (level >= 1) quantize_row_avx2(xp + m * K, K, Kp, t.q.data() + m * Kp, t.sx.data() + m, t.qs.data() + m);
+    else quantize_row_scalar(xp + m * K, K, Kp, t.q.data() + m * Kp, t.sx.data() + m, t.qs.data() + m);
+  }
+  return t;
+}
+}  // namespace
+
 // Small-M linear in one call: quantize (int8 mode) and multiply. x (M, K) float32 -> y (M, N) float32.
 torch::Tensor linear_small(torch::Tensor x, torch::Tensor planes, torch::Tensor sw, c10::optional<torch::Tensor> bias,
                            bool int8, int64_t isa) {
   TORCH_CHECK(x.dtype() == torch::kFloat32 && x.dim() == 2, "linear_small: x must be (M, K) float32");
   const int64_t N = planes.size(0), Kp = planes.size(1) * 4;
   if (!int8) return gemm_f32(x, planes, sw, bias, N, isa);
-  // few tokens: quantize into plain buffers on the calling thread (no tensor allocations)
   const int64_t M = x.size(0), K = x.size(1);
   check_weight(planes, N, Kp);
   TORCH_CHECK(K <= Kp, "linear_small: x has more columns than the weight");
   check_scales(sw, N, "linear_small");
   const torch::Tensor b = checked_bias(bias, N, "linear_small");
   const bool has_bias = b.defined();
-  torch::Tensor xc = x.contiguous(), swc = sw.contiguous();
-  std::vector<int8_t> q(static_cast<size_t>(M * Kp));
-  std::vector<float> sx(static_cast<size_t>(M));
-  std::vector<int32_t> qs(static_cast<size_t>(M));
+  torch::Tensor swc = sw.contiguous();
   const int level = resolve_isa(isa);
-  const float* xp = xc.data_ptr<float>();
-  for (int64_t m = 0; m < M; ++m) {
-    if (level >= 1) quantize_row_avx2(xp + m * K, K, Kp, q.data() + m * Kp, sx.data() + m, qs.data() + m);
-    else quantize_row_scalar(xp + m * K, K, Kp, q.data() + m * Kp, sx.data() + m, qs.data() + m);
-  }
+  const Tokens t = quantize_tokens(x.contiguous(), Kp, level);
   auto y = torch::empty({M, N}, torch::kFloat32);
-  gemm_int8_raw(q.data(), sx.data(), qs.data(), M, Kp, planes.data_ptr<uint8_t>(), N, swc.data_ptr<float>(),
+  gemm_int8_raw(t.q.data(), t.sx.data(), t.qs.data(), M, Kp, planes.data_ptr<uint8_t>(), N, swc.data_ptr<float>(),
                 swc.numel() == N && N > 1, has_bias ? b.data_ptr<float>() : nullptr, y.data_ptr<float>(), level);
   return y;
 }
 
-// ------------------------------------------------------------------ "rows16" layout: M >= 2 on AVX-512 VNNI
+// ------------------------------------------------------------------ "rows16" layout: int8 on AVX-512 VNNI
 // (ceil(N/16), Kq/16, 16, 4) uint8, Kq = K rounded up to 16 (made by ternlib.kernels.cpu.to_rows16). In
 // chunk c of row group g, 32-bit lane j is row 16g+j, and its byte b holds in bits 2s, 2s+1 the value
 // u = code + 1 of column 16c + 4s + b; padding rows and columns hold u = 1 (code 0).
@@ -554,7 +568,7 @@ constexpr int T16 = 12;  // tokens per register tile
 template <int T>
 __attribute__((target("avx2,avx512f,avx512vl,avx512bw,avx512vnni")))
 void tile_rows16(const uint8_t* w, int64_t gbytes, int groups, const int8_t* x, int64_t Kq, int32_t* out) {
-  // out[(r * T + t) * 16 + j] = sum_k u[row 8r+j][k] * x[t][k] for the `groups` (<= R16) row groups at w
+  // out[(r * T + t) * 16 + j] = sum_k u[row 16r+j][k] * x[t][k] for the `groups` (<= R16) row groups at w
   const __m512i mask = _mm512_set1_epi8(3);
   __m512i a[R16][T];
   for (int r = 0; r < R16; ++r)
@@ -585,8 +599,10 @@ using Rows16Tile = void (*)(const uint8_t*, int64_t, int, const int8_t*, int64_t
 __attribute__((target("avx2,avx512f,avx512vl,avx512bw,avx512vnni")))
 void rows16_block(int64_t g0, const int8_t* qp, const float* sxp, const int32_t* qs, int64_t M, int64_t Kq,
                  const uint8_t* wp, int64_t N, const float* swp, bool per_row, const float* bp, float* yp) {
-  static const Rows16Tile tiles[T16 + 1] = {nullptr, &tile_rows16<1>, &tile_rows16<2>, &tile_rows16<3>, &tile_rows16<4>,
-                                          &tile_rows16<5>, &tile_rows16<6>, &tile_rows16<7>, &tile_rows16<8>, &tile_rows16<9>, &tile_rows16<10>, &tile_rows16<11>, &tile_rows16<12>};
+  static const Rows16Tile tiles[T16 + 1] = {nullptr,           &tile_rows16<1>,  &tile_rows16<2>,  &tile_rows16<3>,
+                                            &tile_rows16<4>,   &tile_rows16<5>,  &tile_rows16<6>,  &tile_rows16<7>,
+                                            &tile_rows16<8>,   &tile_rows16<9>,  &tile_rows16<10>, &tile_rows16<11>,
+                                            &tile_rows16<12>};
   const int64_t G = (N + 15) / 16, gbytes = Kq / 16 * 64;
   alignas(64) int32_t acc[R16 * T16 * 16];
   const int groups = static_cast<int>(std::min<int64_t>(R16, G - g0));
@@ -631,15 +647,11 @@ torch::Tensor linear_rows16(torch::Tensor x, torch::Tensor rows16, torch::Tensor
               "linear_rows16: weight has shape ", rows16.sizes(), ", expected (", (N + 15) / 16, ", ", Kq / 16, ", 16, 4)");
   check_scales(sw, N, "linear_rows16");
   const torch::Tensor b = checked_bias(bias, N, "linear_rows16");
-  torch::Tensor xc = x.contiguous(), swc = sw.contiguous();
-  std::vector<int8_t> q(static_cast<size_t>(M * Kq));
-  std::vector<float> sx(static_cast<size_t>(M));
-  std::vector<int32_t> qs(static_cast<size_t>(M));
-  const float* xp = xc.data_ptr<float>();
-  for (int64_t m = 0; m < M; ++m) quantize_row_avx2(xp + m * K, K, Kq, q.data() + m * Kq, sx.data() + m, qs.data() + m);
+  torch::Tensor swc = sw.contiguous();
+  const Tokens t = quantize_tokens(x.contiguous(), Kq, best_isa());
   auto y = torch::empty({M, N}, torch::kFloat32);
-  gemm_rows16_raw(q.data(), sx.data(), qs.data(), M, Kq, rows16.data_ptr<uint8_t>(), N, swc.data_ptr<float>(),
-                 swc.numel() == N && N > 1, b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr<float>());
+  gemm_rows16_raw(t.q.data(), t.sx.data(), t.qs.data(), M, Kq, rows16.data_ptr<uint8_t>(), N, swc.data_ptr<float>(),
+                  swc.numel() == N && N > 1, b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr<float>());
   return y;
 }
 
