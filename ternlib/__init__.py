@@ -7,14 +7,16 @@ Public API::
     ...train (self-distillation)...
     save(model, "ckpt/")                                  # packed 2-bit codes + scales, safetensors
     model = load("ckpt/")                                 # frozen, ready for inference
+    emb = LeanEncoder(model).encode(texts)                # serving: tokenizer + network, no per-call overhead
     record_quality("ckpt/", results, "int8")              # measured scores: load picks int8 where they hold
 
 Modules by concept: config / ternarize / packing / layers / quantize / attention / embedding (the
-core), activations and kernels/ (inference: registry, reference, cpu/, triton/), checkpoint and
-storage, models (loading encoders), distill/ (self-distillation), data/ (text data and the training
-corpus), evaluation/, vision/ (image encoders, images, probes), ann/ (FAISS search), bench, theory,
-and cli/ (the ``ternlib`` command). ``import ternlib`` stays light: transformers, torchvision,
-FAISS and scikit-learn load only when a feature that needs them runs.
+core), activations and kernels/ (inference: registry, reference, cpu/, triton/), serving (encode
+without per-call overhead, by PyTorch or ONNX Runtime), checkpoint and storage, models (loading
+encoders), distill/ (self-distillation), data/ (text data and the training corpus), evaluation/,
+vision/ (image encoders, images, probes), ann/ (FAISS search), bench, theory, and cli/ (the
+``ternlib`` command). ``import ternlib`` stays light: transformers, torchvision, FAISS and
+scikit-learn load only when a feature that needs them runs.
 """
 from .checkpoint import CheckpointError, default_activations, load, read_config, record_quality, save
 from .config import TernaryConfig
@@ -25,18 +27,19 @@ from .layers import TernaryLinear
 from .models import DEFAULT_TEXT_MODEL, load_text_encoder
 from .packing import pack, pack_2bit, pack_5trit, unpack, unpack_2bit, unpack_5trit
 from .quantize import DEFAULT_SKIP, default_filter, freeze_, quantize_, ternary_modules
+from .serving import LeanEncoder, OrtEncoder
 from .storage import StorageReport, storage_report
 from .ternarize import TernaryWeight, dequantize, fake_quantize, reconstruction_error, sparsity, ternarize
 from .version import __version__  # noqa: F401  (ternlib.__version__)
 
 __all__ = [
     "CheckpointError", "DEFAULT_IMAGE_MODEL", "DEFAULT_SKIP", "DEFAULT_TEXT_MODEL", "Int8Embedding",
-    "Int8EmbeddingConfig", "IntConfig", "PackedTernary", "StorageReport", "TernaryConfig", "TernaryLinear",
-    "TernaryWeight", "available_kernels", "default_activations", "default_filter", "dequantize", "embed_images",
-    "fake_quantize", "freeze_", "int_quantize_", "load", "load_image_encoder", "load_text_encoder", "pack",
-    "pack_2bit", "pack_5trit", "quantize_", "read_config", "reconstruction_error", "record_quality",
-    "register_kernel", "save", "sparsity", "storage_report", "ternarize", "ternary_linear", "ternary_modules",
-    "unpack", "unpack_2bit", "unpack_5trit",
+    "Int8EmbeddingConfig", "IntConfig", "LeanEncoder", "OrtEncoder", "PackedTernary", "StorageReport",
+    "TernaryConfig", "TernaryLinear", "TernaryWeight", "available_kernels", "default_activations",
+    "default_filter", "dequantize", "embed_images", "fake_quantize", "freeze_", "int_quantize_", "load",
+    "load_image_encoder", "load_text_encoder", "pack", "pack_2bit", "pack_5trit", "quantize_", "read_config",
+    "reconstruction_error", "record_quality", "register_kernel", "save", "sparsity", "storage_report",
+    "ternarize", "ternary_linear", "ternary_modules", "unpack", "unpack_2bit", "unpack_5trit",
 ]
 
 _LAZY = {"DEFAULT_IMAGE_MODEL": "vision", "embed_images": "vision", "load_image_encoder": "vision"}

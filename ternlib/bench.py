@@ -6,7 +6,8 @@ measured side by side. Three parts:
 
 - ``layers``: one linear layer, the shapes of MiniLM, BERT-base and ViT-B (ViT-B/16 has the
   same linear shapes as BERT-base), for M = 1, 16, 128, 4096 tokens;
-- ``encoder``: the MiniLM sentence encoder, one short query and 512 sentences in batches of 64;
+- ``encoder``: the MiniLM sentence encoder, one short query and 512 sentences in batches of 64,
+  every PyTorch model through :class:`~ternlib.serving.LeanEncoder` (tokenizer, then the network);
   with ``onnxruntime`` installed (``pip install onnxruntime onnx``, or the ``bench`` extra) also
   the same FP32 model exported to ONNX and run by ONNX Runtime, in FP32 and with ONNX Runtime's
   int8 dynamic quantization (per-channel int8 weights), the CPU peers a practitioner would pick;
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import inspect
 import os
 import platform
 import statistics
@@ -35,13 +35,15 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import TernaryConfig
 from .layers import TernaryLinear
+from .serving import LeanEncoder, OrtEncoder, export_onnx, features
+
+_features = features  # the name older scripts used
 
 # (name, in_features K, out_features N)
 LAYER_SHAPES = [
@@ -230,6 +232,11 @@ def _ternary_encoder(fp32: nn.Module, checkpoint: str | os.PathLike | None, acti
     return freeze_(model), "round-to-nearest ternarization of the FP32 model"
 
 
+ST_ENCODE_VARIANT = "ternary a8, model.encode"  # the ternary model through SentenceTransformer.encode
+ENCODE_NOTE = ("PyTorch rows: ternlib.LeanEncoder (the model's tokenizer, then a lean forward pass); "
+               "ONNX Runtime rows: ternlib.OrtEncoder (the same tokenizer, then session.run); '"
+               + ST_ENCODE_VARIANT + "': the ternary model's own SentenceTransformer.encode (per-call bookkeeping "
+               "included)")
 ORT_VARIANTS = ["ort fp32", "ort int8"]  # ONNX Runtime rows of the encoder benchmark, when onnxruntime is installed
 COMPILED_VARIANTS = ["fp32 compiled", "ternary a8 compiled"]  # torch.compile rows (encoder_bench(compiled=True))
 
@@ -241,81 +248,6 @@ def onnxruntime_missing() -> str | None:
         return None
     return (f"{' and '.join(missing)} not installed, so the ONNX Runtime rows were skipped; to add them: "
             "pip install onnxruntime onnx   (or: pip install 'ternlib[bench]')")
-
-
-def _features(model: nn.Module, texts: list[str]) -> dict[str, torch.Tensor]:
-    """The tensors a SentenceTransformer's tokenizer makes of ``texts`` (input ids, masks), as ``encode`` makes them."""
-    from .models import quiet_hf
-
-    prepare = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers >= 6 / older
-    with quiet_hf():
-        feats = prepare(texts)
-    return {k: v for k, v in feats.items() if torch.is_tensor(v)}
-
-
-class _SentenceEmbedding(nn.Module):
-    """A SentenceTransformer as a function of its token tensors, for ``torch.onnx.export``."""
-
-    def __init__(self, model: nn.Module, names: list[str]):
-        super().__init__()
-        self.model, self.names = model, names
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(dict(zip(self.names, inputs)))["sentence_embedding"]
-
-
-def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17) -> list[str]:
-    """Export a SentenceTransformer (tokens -> pooled, normalized embedding) to ONNX; returns the input names.
-
-    Batch and sequence length are dynamic axes. The TorchScript-based exporter (``dynamo=False``) is
-    used: it needs no ``onnxscript``, and a BERT encoder traces cleanly with it.
-    """
-    model = model.eval()
-    feats = _features(model, ["a sentence to trace the encoder with", "and a shorter one"])
-    names = list(feats)
-    kwargs: dict[str, Any] = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_SentenceEmbedding(model, names), tuple(feats[n] for n in names), str(path),
-                          input_names=names, output_names=["sentence_embedding"], opset_version=opset,
-                          dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
-                                        "sentence_embedding": {0: "batch"}}, **kwargs)
-    return names
-
-
-class OrtEncoder:
-    """An exported SentenceTransformer run by ONNX Runtime, with ``encode`` as the model's own.
-
-    Tokenization is the model's tokenizer, and the texts are sorted by length and batched as
-    ``SentenceTransformer.encode`` does, so the two differ only in what runs the network. The
-    session uses as many intra-op threads as torch and does not spin-wait between calls (a
-    spinning thread would take CPU from the variant timed next in an interleaved benchmark).
-    """
-
-    def __init__(self, model: nn.Module, onnx_path: str | os.PathLike, names: list[str], threads: int | None = None):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        self.model, self.names = model, names
-
-    def encode(self, texts: list[str], batch_size: int = 32, convert_to_tensor: bool = True,
-               show_progress_bar: bool = False) -> torch.Tensor | np.ndarray:
-        """Embeddings of ``texts`` (rows in the order of ``texts``), like ``SentenceTransformer.encode``."""
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out: list[np.ndarray] = [np.empty(0)] * len(texts)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
-            feats = _features(self.model, [texts[i] for i in idx])
-            emb = self.session.run(None, {n: feats[n].numpy() for n in self.names})[0]
-            for i, e in zip(idx, emb):
-                out[i] = e
-        res = np.stack(out)
-        return torch.from_numpy(res) if convert_to_tensor else res
 
 
 def ort_encoders(fp32: nn.Module, folder: str | os.PathLike, check_texts: list[str], threads: int | None = None,
@@ -350,6 +282,16 @@ def ort_encoders(fp32: nn.Module, folder: str | os.PathLike, check_texts: list[s
                       "max abs diff ort fp32 vs torch fp32": diff}
 
 
+class _ModelEncode:
+    """A SentenceTransformer timed through its own ``encode``, as a user calling ``model.encode`` runs it."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> torch.Tensor:
+        return self.model.encode(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+
+
 @torch.inference_mode()
 def compiled_encoder(model: nn.Module, backend: str = "inductor") -> nn.Module:
     """A copy of a SentenceTransformer whose transformer runs under ``torch.compile`` (inductor, dynamic
@@ -367,6 +309,11 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
     """End to end MiniLM: FP32 against bf16, int8 dynamic, the ternary checkpoint (a8 and fp-act) and,
     with ``onnxruntime`` (installed and not turned off), ONNX Runtime FP32 and int8 (:func:`ort_encoders`).
 
+    Every PyTorch model is timed through :class:`~ternlib.serving.LeanEncoder` and every ONNX Runtime
+    one through :class:`~ternlib.serving.OrtEncoder`: both pay the same tokenizer and then only the
+    network, so the rows differ in what runs the network. One more row, ``"ternary a8, model.encode"``,
+    times the ternary model through ``SentenceTransformer.encode`` (what ``model.encode(texts)`` costs).
+
     ``shape`` times a random-weight encoder of another size instead (:func:`shaped_encoder`:
     ``"bert-base"``, ``"bert-large"``); its ternary rows are then a round-to-nearest copy, and a
     ``checkpoint`` is refused (it has MiniLM's shapes).
@@ -380,23 +327,23 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
     """
     import tempfile
 
-    from .models import quiet_hf
-
     if shape != "minilm" and checkpoint:
         raise ValueError(f"a checkpoint has MiniLM's shapes: time shape={shape!r} without one (random weights)")
     fp32 = shaped_encoder(shape)
     bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
     dyn = _dynamic_int8(copy.deepcopy(fp32))
     (t8, source), (tf, _) = (_ternary_encoder(fp32, checkpoint, act) for act in ("int8", "float"))
-    models: dict[str, Any] = {"fp32": fp32, "bf16": bf16, "int8 dynamic": dyn, "ternary a8": t8, "ternary fp-act": tf}
+    models: dict[str, Any] = {name: LeanEncoder(m) for name, m in (
+        ("fp32", fp32), ("bf16", bf16), ("int8 dynamic", dyn), ("ternary a8", t8), ("ternary fp-act", tf))}
+    models[ST_ENCODE_VARIANT] = _ModelEncode(t8)
     sents = _sentences(n_sentences)
 
-    def enc(model, texts, bs):
-        with quiet_hf():
-            return model.encode(texts, batch_size=bs, convert_to_tensor=True, show_progress_bar=False)
+    def enc(encoder, texts, bs):
+        return encoder.encode(texts, batch_size=bs)
 
     out: dict[str, Any] = {"shape": shape, "weights": "pretrained" if shape == "minilm" else "random (speed only)",
-                           "ternary source": source, "workloads": []}
+                           "ternary source": source, "workloads": [], "encode": ENCODE_NOTE,
+                           "pytorch forward": models["ternary a8"].architecture}
     if compiled:
         from torch._dynamo.utils import counters
 
@@ -404,7 +351,7 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
         out["compile seconds"], out["compiled graphs"] = {}, {}
         for name, model in (("fp32", fp32), ("ternary a8", t8)):
             t0, graphs = time.perf_counter(), counters["stats"]["unique_graphs"]
-            models[f"{name} compiled"] = c = compiled_encoder(model)
+            models[f"{name} compiled"] = c = LeanEncoder(compiled_encoder(model), lean=False)
             for texts, bs in (([QUERY], 1), (sents[:batch_size], batch_size), (sents[-batch_size // 2:], batch_size)):
                 enc(c, texts, bs)  # compile now (dynamic shapes: one graph for every batch and length)
             out["compile seconds"][name] = round(time.perf_counter() - t0, 1)
@@ -567,7 +514,8 @@ def encoder_variants(res: dict[str, Any]) -> list[str]:
     """The encoder benchmark's variants besides FP32: :data:`VARIANTS`, then the ONNX Runtime and compiled
     ones it ran."""
     work = res.get("encoder", {}).get("workloads", [])
-    return VARIANTS + [v for v in ORT_VARIANTS + COMPILED_VARIANTS if work and v in work[0]["ratio"]]
+    return VARIANTS + [v for v in [ST_ENCODE_VARIANT] + ORT_VARIANTS + COMPILED_VARIANTS
+                       if work and v in work[0]["ratio"]]
 
 
 def table(res: dict[str, Any]) -> str:
@@ -616,7 +564,7 @@ def plot(res: dict[str, Any], path: str | os.PathLike) -> None:
         width = 0.8 / len(variants)
         for i, v in enumerate(variants):
             ax.bar([j + i * width for j in range(len(rows))], [r["ratio"][v] for r in rows], width, label=v,
-                   color=f"C{(VARIANTS + ORT_VARIANTS + COMPILED_VARIANTS).index(v)}")
+                   color=f"C{(VARIANTS + ORT_VARIANTS + COMPILED_VARIANTS + [ST_ENCODE_VARIANT]).index(v)}")
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))])
         ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
         ax.axhline(1.0, color="k", lw=0.8)

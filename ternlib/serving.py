@@ -1,0 +1,277 @@
+"""Serving a sentence encoder: ``encode`` without the per-call bookkeeping, by PyTorch or ONNX Runtime.
+
+``SentenceTransformer.encode`` is built for every case (prompts, devices, multi-process pools):
+on each call it puts every module in eval mode and checks the device of every parameter and
+buffer, about a millisecond on a 2-core CPU, as long as the network itself takes for a short query.
+Hugging Face's BERT adds its own Python: a dozen module calls per layer. A server encoding one
+query at a time pays all of it. Two encoders here pay only the tokenizer and the network:
+
+- :class:`LeanEncoder` runs a SentenceTransformer with PyTorch. For a BERT-family encoder it runs
+  its own forward pass over the model's own layers (query, key and value fused into one linear
+  layer, one attention call, two layer norms a layer); any other architecture runs its modules.
+  Ternary layers run their kernels as usual, so the embeddings are the model's.
+- :class:`OrtEncoder` runs the same model exported to ONNX (:func:`export_onnx`) by ONNX Runtime.
+
+Both share :class:`BatchEncoder`'s ``encode``: texts sorted by length and batched as
+``SentenceTransformer.encode`` does, embeddings returned in the order of the texts.
+
+Example:
+    >>> import ternlib                                                       # doctest: +SKIP
+    >>> enc = ternlib.LeanEncoder(ternlib.load("book/artifacts/text/best/model"))
+    >>> enc.encode(["a query", "and a document"]).shape
+    torch.Size([2, 384])
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .kernels import PackedTernary, ternary_linear
+from .layers import TernaryLinear
+
+
+def features(model: nn.Module, texts: Sequence[str], quiet: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors a SentenceTransformer's tokenizer makes of ``texts`` (input ids, masks), as ``encode`` makes them.
+
+    ``quiet`` silences transformers' logging meanwhile (it costs about 50 us a call, a quarter of tokenizing a query).
+    """
+    from .models import quiet_hf
+
+    prepare = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers >= 6 / older
+    with quiet_hf(quiet):
+        feats = prepare(list(texts))
+    return {k: v for k, v in feats.items() if torch.is_tensor(v)}
+
+
+class BatchEncoder:
+    """``encode(texts)`` by length-sorted batches; a subclass says how one batch of texts becomes embeddings."""
+
+    def embed(self, texts: list[str]) -> torch.Tensor | np.ndarray:  # (B, d)
+        raise NotImplementedError
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, convert_to_tensor: bool = True,
+               show_progress_bar: bool = False) -> torch.Tensor | np.ndarray:
+        """Embeddings of ``texts``, ``(len(texts), d)`` float32, rows in the order of ``texts`` (as
+        ``SentenceTransformer.encode(texts, convert_to_tensor=...)``); a tensor, else a NumPy array."""
+        from tqdm.auto import tqdm
+
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of texts; wrap a single text in a list: encode([text])")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        texts = list(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        parts: list[torch.Tensor] = []
+        for start in tqdm(range(0, len(texts), batch_size), desc="Batches", disable=not show_progress_bar):
+            emb = self.embed([texts[i] for i in order[start:start + batch_size]])
+            parts.append(torch.as_tensor(emb).float().cpu())
+        if not parts:
+            return torch.empty(0, 0) if convert_to_tensor else np.empty((0, 0), np.float32)
+        out = torch.empty(len(texts), parts[0].shape[1])
+        out[torch.tensor(order)] = torch.cat(parts)
+        return out if convert_to_tensor else out.numpy()
+
+
+# ------------------------------------------------------------------------------------------- PyTorch
+
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu, "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu}
+
+
+def _transformer(model: nn.Module) -> nn.Module | None:
+    """The Hugging Face model inside a SentenceTransformer's first module (``model`` in sentence-transformers
+    >= 5, ``auto_model`` before), or None."""
+    first = model[0] if isinstance(model, nn.Sequential) and len(model) else None
+    return None if first is None else first._modules.get("model") or getattr(first, "auto_model", None)
+
+
+def _fused_qkv(q: nn.Module, k: nn.Module, v: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One linear layer computing ``cat([q(x), k(x), v(x)], -1)``: rows of the three weights stacked.
+
+    Frozen ternary layers stack their packed codes (rows) and per-row scales, so each output equals the
+    separate layer's exactly (every row is computed alone; int8 activations are quantized per token, the
+    same for the three). ``nn.Linear`` layers stack their weights. Anything else: the three calls.
+    """
+    layers = (q, k, v)
+    if all(isinstance(m, TernaryLinear) and m.frozen for m in layers):
+        cfgs = [m.config for m in layers]
+        same = all(c.packing == cfgs[0].packing and c.activations == cfgs[0].activations
+                   and c.scale_group_size is None for c in cfgs) and len({m.in_features for m in layers}) == 1
+        biases = [m.bias for m in layers]
+        if same and (all(b is None for b in biases) or all(b is not None for b in biases)):
+            packed = torch.cat([m.packed for m in layers])  # (3N, K/4): packing is row by row
+            scales = torch.cat([m.scales.float().reshape(-1, 1).expand(m.out_features, 1) for m in layers])  # (3N, 1)
+            bias = None if biases[0] is None else torch.cat([b.detach() for b in biases])
+            w = PackedTernary(packed, scales.contiguous(), (sum(m.out_features for m in layers), q.in_features),
+                              cfgs[0].packing, None, cfgs[0].activations)
+            kernel = q.kernel
+            return lambda x: ternary_linear(x, w, bias, kernel)
+    if all(type(m) is nn.Linear for m in layers):
+        weight = torch.cat([m.weight.detach() for m in layers])
+        bias = None if q.bias is None or k.bias is None or v.bias is None else torch.cat(
+            [m.bias.detach() for m in layers])
+        if bias is not None or all(m.bias is None for m in layers):
+            return lambda x: F.linear(x, weight, bias)
+    return lambda x: torch.cat([q(x), k(x), v(x)], dim=-1)
+
+
+class _BertLayer:
+    """One BERT encoder layer (post-norm) as a function of the hidden states, over the layer's own modules."""
+
+    def __init__(self, layer: nn.Module, heads: int, act: Callable[[torch.Tensor], torch.Tensor]):
+        att = layer.attention
+        self.qkv = _fused_qkv(att.self.query, att.self.key, att.self.value)
+        self.out, self.ln1 = att.output.dense, att.output.LayerNorm
+        self.up, self.down, self.ln2 = layer.intermediate.dense, layer.output.dense, layer.output.LayerNorm
+        self.heads, self.act = heads, act
+
+    def __call__(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+        b, t, c = h.shape
+        qkv = self.qkv(h).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)  # (3, B, H, T, D)
+        a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)  # (B, H, T, D)
+        a = a.transpose(1, 2).reshape(b, t, c)  # (B, T, C)
+        h = F.layer_norm(self.out(a) + h, (c,), self.ln1.weight, self.ln1.bias, self.ln1.eps)
+        return F.layer_norm(self.down(self.act(self.up(h))) + h, (c,), self.ln2.weight, self.ln2.bias, self.ln2.eps)
+
+
+def _bert_plan(hf: nn.Module | None) -> tuple[nn.Module, list[_BertLayer]] | None:
+    """The embeddings module and lean layers of a Hugging Face BERT-family encoder, or None if ``hf`` is not one
+    this forward reproduces (absolute positions, no decoder or cross-attention, a known activation)."""
+    cfg = getattr(hf, "config", None)
+    layers = getattr(getattr(hf, "encoder", None), "layer", None)
+    if cfg is None or layers is None or getattr(hf, "embeddings", None) is None:
+        return None
+    if (getattr(cfg, "is_decoder", False) or getattr(cfg, "add_cross_attention", False)
+            or getattr(cfg, "position_embedding_type", "absolute") != "absolute"
+            or not isinstance(getattr(cfg, "hidden_act", None), str) or cfg.hidden_act not in _ACTIVATIONS):
+        return None
+    try:
+        plan = [_BertLayer(layer, cfg.num_attention_heads, _ACTIVATIONS[cfg.hidden_act]) for layer in layers]
+    except AttributeError:  # not BERT's module layout (query/key/value, output.dense, LayerNorm, ...)
+        return None
+    return hf.embeddings, plan
+
+
+class LeanEncoder(BatchEncoder):
+    """A SentenceTransformer for serving: ``encode`` pays for the tokenizer and the network only.
+
+    For a BERT-family transformer (BERT, MiniLM, and their ternary copies) the forward pass runs
+    the model's own modules without Hugging Face's per-layer Python: query, key and value fused into
+    one linear layer (for frozen ternary layers: their packed codes stacked, exact), one
+    ``scaled_dot_product_attention`` call (no mask when nothing is padded) and functional layer
+    norms. Other architectures run the transformer module as it is. The modules after the
+    transformer (pooling, normalization, dense) run as they are.
+
+    The model is put in eval mode once, here; the encoder holds the model, so later changes to
+    its weights are seen, but fused query/key/value weights are copies taken here: build a new
+    encoder after changing the model's weights.
+
+    Args:
+        model: a SentenceTransformer (FP32, bf16 or with ternary layers), on the CPU or a GPU.
+        lean: False runs every module as it is (only ``encode``'s bookkeeping is skipped).
+
+    Example:
+        >>> from ternlib import LeanEncoder, load_text_encoder                 # doctest: +SKIP
+        >>> model = load_text_encoder()
+        >>> enc = LeanEncoder(model)
+        >>> q = enc.encode(["How small can an embedding model be?"])
+        >>> torch.allclose(q, model.encode(["How small can an embedding model be?"], convert_to_tensor=True),
+        ...                atol=1e-5)
+        True
+    """
+
+    def __init__(self, model: nn.Module, lean: bool = True):
+        if not (isinstance(model, nn.Sequential) and hasattr(model, "encode") and len(model)):
+            raise TypeError(f"LeanEncoder wraps a SentenceTransformer, got {type(model).__name__}")
+        self.model = model.eval()
+        self.plan = _bert_plan(_transformer(model)) if lean else None
+        self.device = next(iter(model.parameters()), torch.empty(0)).device
+        self.dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+    @property
+    def architecture(self) -> str:
+        """``"lean BERT"`` when the lean forward runs, else ``"modules"``."""
+        return "lean BERT" if self.plan is not None else "modules"
+
+    def token_embeddings(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:  # (B, T, C)
+        """The transformer's last hidden states for tokenized ``feats`` (the lean forward; see the class)."""
+        embeddings, layers = self.plan
+        ids, att = feats["input_ids"], feats["attention_mask"]
+        h = embeddings(input_ids=ids, token_type_ids=feats.get("token_type_ids"))  # (B, T, C)
+        mask = None if bool(att.all()) else att[:, None, None, :].bool()  # (B, 1, 1, T): keys that take part
+        for layer in layers:
+            h = layer(h, mask)
+        return h
+
+    @torch.inference_mode()
+    def embed(self, texts: list[str]) -> torch.Tensor:  # (B, d)
+        feats = {k: v.to(self.device) for k, v in features(self.model, texts).items()}
+        if self.plan is None:
+            return self.model(feats)["sentence_embedding"]
+        feats["token_embeddings"] = self.token_embeddings(feats)
+        for module in list(self.model)[1:]:  # pooling, normalize, dense: as they are
+            feats = module(feats)
+        return feats["sentence_embedding"]
+
+
+# ------------------------------------------------------------------------------------------- ONNX Runtime
+
+class _SentenceEmbedding(nn.Module):
+    """A SentenceTransformer as a function of its token tensors, for ``torch.onnx.export``."""
+
+    def __init__(self, model: nn.Module, names: list[str]):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(dict(zip(self.names, inputs)))["sentence_embedding"]
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17) -> list[str]:
+    """Export a SentenceTransformer (tokens -> pooled, normalized embedding) to ONNX; returns the input names.
+
+    Batch and sequence length are dynamic axes. The TorchScript-based exporter (``dynamo=False``) is
+    used: it needs no ``onnxscript``, and a BERT encoder traces cleanly with it.
+    """
+    model = model.eval()
+    feats = features(model, ["a sentence to trace the encoder with", "and a shorter one"], quiet=True)
+    names = list(feats)
+    kwargs: dict[str, Any] = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_SentenceEmbedding(model, names), tuple(feats[n] for n in names), str(path),
+                          input_names=names, output_names=["sentence_embedding"], opset_version=opset,
+                          dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
+                                        "sentence_embedding": {0: "batch"}}, **kwargs)
+    return names
+
+
+class OrtEncoder(BatchEncoder):
+    """An exported SentenceTransformer run by ONNX Runtime, tokenized by the model's own tokenizer.
+
+    The session uses as many intra-op threads as torch and does not spin-wait between calls (a
+    spinning thread would take CPU from the variant timed next in an interleaved benchmark).
+    """
+
+    def __init__(self, model: nn.Module, onnx_path: str | os.PathLike, names: list[str], threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.model, self.names = model, names
+
+    def embed(self, texts: list[str]) -> np.ndarray:  # (B, d)
+        feats = features(self.model, texts)
+        return self.session.run(None, {n: feats[n].numpy() for n in self.names})[0]

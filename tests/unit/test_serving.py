@@ -1,0 +1,65 @@
+"""LeanEncoder: the same embeddings as SentenceTransformer.encode, by the lean BERT forward or the modules."""
+import pytest
+import torch
+
+from ternlib import LeanEncoder, TernaryConfig, TernaryLinear, freeze_, quantize_
+from ternlib.serving import _fused_qkv
+
+TEXTS = ["a query", "and a much longer document, with commas and more words than the others", "x", "two words"]
+
+
+def _st_encode(model, texts, batch_size=3):
+    return model.encode(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+
+
+def test_lean_forward_matches_encode_on_minilm(minilm_fp):
+    enc = LeanEncoder(minilm_fp)
+    assert enc.architecture == "lean BERT"
+    got = enc.encode(TEXTS, batch_size=3)  # padded batches (a mask) and a batch of one (no mask)
+    assert got.shape == (len(TEXTS), 384) and got.dtype == torch.float32
+    torch.testing.assert_close(got, _st_encode(minilm_fp, TEXTS), atol=1e-5, rtol=0)
+    assert isinstance(enc.encode(TEXTS[:1], convert_to_tensor=False), __import__("numpy").ndarray)
+
+
+@pytest.mark.parametrize("activations", ["int8", "float"])
+def test_lean_forward_of_a_ternary_model_is_the_models(minilm, activations):
+    model = freeze_(quantize_(minilm, TernaryConfig(activations=activations))).eval()
+    got = LeanEncoder(model).encode(TEXTS, batch_size=2)
+    ref = _st_encode(model, TEXTS, batch_size=2)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)  # measured: equal bit for bit on this CPU
+
+
+def test_modules_path_and_a_fallback_architecture(minilm):
+    ref = _st_encode(minilm, TEXTS)
+    torch.testing.assert_close(LeanEncoder(minilm, lean=False).encode(TEXTS), ref, atol=1e-6, rtol=0)
+    minilm[0].auto_model.config.hidden_act = "an activation the lean forward does not know"
+    enc = LeanEncoder(minilm)
+    assert enc.architecture == "modules"  # falls back to running the model's modules
+
+
+def test_fused_qkv_is_exact_for_frozen_ternary_layers():
+    x = torch.randn(2, 5, 64)
+    for cfg in (TernaryConfig(activations="int8"), TernaryConfig(granularity="row"),
+                TernaryConfig(activations="int8", granularity="row")):
+        layers = [TernaryLinear(64, n, config=cfg).freeze() for n in (64, 64, 32)]
+        fused = _fused_qkv(*layers)(x)  # (2, 5, 160)
+        assert torch.equal(fused, torch.cat([m(x) for m in layers], -1))
+
+
+def test_fused_qkv_of_linear_layers_and_of_mixed_layers():
+    x = torch.randn(3, 16)
+    lin = [torch.nn.Linear(16, 16) for _ in range(3)]
+    torch.testing.assert_close(_fused_qkv(*lin)(x), torch.cat([m(x) for m in lin], -1), atol=1e-6, rtol=0)
+    mixed = [lin[0], TernaryLinear(16, 16).freeze(), lin[2]]  # no common form: three calls
+    assert torch.equal(_fused_qkv(*mixed)(x), torch.cat([m(x) for m in mixed], -1))
+
+
+def test_bad_input_is_named(minilm_fp):
+    with pytest.raises(TypeError, match="SentenceTransformer"):
+        LeanEncoder(torch.nn.Linear(2, 2))
+    enc = LeanEncoder(minilm_fp)
+    with pytest.raises(TypeError, match="list of texts"):
+        enc.encode("one text")
+    with pytest.raises(ValueError, match="batch_size"):
+        enc.encode(TEXTS, batch_size=0)
+    assert enc.encode([]).shape == (0, 0)
