@@ -16,10 +16,10 @@ Both share :class:`BatchEncoder`'s ``encode``: texts sorted by length and batche
 ``SentenceTransformer.encode`` does, embeddings returned in the order of the texts.
 
 Example:
-    >>> import ternlib                                                       # doctest: +SKIP
-    >>> enc = ternlib.LeanEncoder(ternlib.load("book/artifacts/text/best/model"))
-    >>> enc.encode(["a query", "and a document"]).shape
-    torch.Size([2, 384])
+    >>> import ternlib
+    >>> enc = ternlib.LeanEncoder(ternlib.load_text_encoder())   # or ternlib.load("a-ternary-checkpoint/")
+    >>> enc.architecture, enc.encode(["a query", "and a document"]).shape
+    ('lean BERT', torch.Size([2, 384]))
 """
 from __future__ import annotations
 
@@ -179,12 +179,11 @@ class LeanEncoder(BatchEncoder):
         lean: False runs every module as it is (only ``encode``'s bookkeeping is skipped).
 
     Example:
-        >>> from ternlib import LeanEncoder, load_text_encoder                 # doctest: +SKIP
+        >>> import torch
+        >>> from ternlib import LeanEncoder, load_text_encoder
         >>> model = load_text_encoder()
-        >>> enc = LeanEncoder(model)
-        >>> q = enc.encode(["How small can an embedding model be?"])
-        >>> torch.allclose(q, model.encode(["How small can an embedding model be?"], convert_to_tensor=True),
-        ...                atol=1e-5)
+        >>> texts = ["How small can an embedding model be?", "Two bits a weight."]
+        >>> torch.allclose(LeanEncoder(model).encode(texts), model.encode(texts, convert_to_tensor=True), atol=1e-5)
         True
     """
 
@@ -194,7 +193,6 @@ class LeanEncoder(BatchEncoder):
         self.model = model.eval()
         self.plan = _bert_plan(_transformer(model)) if lean else None
         self.device = next(iter(model.parameters()), torch.empty(0)).device
-        self.dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
     @property
     def architecture(self) -> str:
