@@ -172,7 +172,7 @@ class LeanEncoder(BatchEncoder):
 
     The model is put in eval mode once, here; the encoder holds the model, so later changes to
     its weights are seen, but fused query/key/value weights are copies taken here: build a new
-    encoder after changing the model's weights.
+    encoder after changing the model's weights or moving it to another device.
 
     Args:
         model: a SentenceTransformer (FP32, bf16 or with ternary layers), on the CPU or a GPU.
