@@ -201,6 +201,9 @@ class LeanEncoder(BatchEncoder):
 
     def token_embeddings(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:  # (B, T, C)
         """The transformer's last hidden states for tokenized ``feats`` (the lean forward; see the class)."""
+        if self.plan is None:
+            raise RuntimeError(f"no lean forward for this model (architecture {self.architecture!r}): "
+                               "call encode, which runs its modules")
         embeddings, layers = self.plan
         ids, att = feats["input_ids"], feats["attention_mask"]
         h = embeddings(input_ids=ids, token_type_ids=feats.get("token_type_ids"))  # (B, T, C)
