@@ -41,9 +41,7 @@ import torch.nn.functional as F
 
 from .config import TernaryConfig
 from .layers import TernaryLinear
-from .serving import LeanEncoder, OrtEncoder, export_onnx, features
-
-_features = features  # the name older scripts used
+from .serving import LeanEncoder, OrtEncoder, export_onnx
 
 # (name, in_features K, out_features N)
 LAYER_SHAPES = [
