@@ -336,9 +336,6 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
     models[ST_ENCODE_VARIANT] = _ModelEncode(t8)
     sents = _sentences(n_sentences)
 
-    def enc(encoder, texts, bs):
-        return encoder.encode(texts, batch_size=bs)
-
     out: dict[str, Any] = {"shape": shape, "weights": "pretrained" if shape == "minilm" else "random (speed only)",
                            "ternary source": source, "workloads": [], "encode": ENCODE_NOTE,
                            "pytorch forward": models["ternary a8"].architecture}
@@ -351,7 +348,7 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
             t0, graphs = time.perf_counter(), counters["stats"]["unique_graphs"]
             models[f"{name} compiled"] = c = LeanEncoder(compiled_encoder(model), lean=False)
             for texts, bs in (([QUERY], 1), (sents[:batch_size], batch_size), (sents[-batch_size // 2:], batch_size)):
-                enc(c, texts, bs)  # compile now (dynamic shapes: one graph for every batch and length)
+                c.encode(texts, batch_size=bs)  # compile now (dynamic shapes: one graph for every batch and length)
             out["compile seconds"][name] = round(time.perf_counter() - t0, 1)
             out["compiled graphs"][name] = counters["stats"]["unique_graphs"] - graphs  # 0: it fell back to eager
             if not out["compiled graphs"][name]:
@@ -365,24 +362,25 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
             if onnxruntime:
                 warnings.warn(missing, stacklevel=2)
             out["onnxruntime"] = {"skipped": missing}
-        _encoder_timings(models, sents, n_sentences, batch_size, repeats, query_repeats, enc, out)
+        _encoder_timings(models, sents, n_sentences, batch_size, repeats, query_repeats, out)
     return out
 
 
 def _encoder_timings(models: dict[str, Any], sents: list[str], n_sentences: int, batch_size: int, repeats: int,
-                     query_repeats: int, enc: Callable[..., torch.Tensor], out: dict[str, Any]) -> None:
+                     query_repeats: int, out: dict[str, Any]) -> None:
     """The two encoder workloads, every model interleaved, and each model's cosine to FP32, into ``out``."""
     fp32 = models["fp32"]
     work = [("one query", [QUERY], 1, query_repeats),
             (f"{n_sentences} sentences, batch {batch_size}", sents, batch_size, repeats)]
     for label, texts, bs, reps in work:
-        med = interleaved({name: (lambda m=m: enc(m, texts, bs)) for name, m in models.items()}, reps, warmup=1,
-                          min_seconds=1.0 if len(texts) == 1 else 0.0)
+        med = interleaved({name: (lambda m=m: m.encode(texts, batch_size=bs)) for name, m in models.items()}, reps,
+                          warmup=1, min_seconds=1.0 if len(texts) == 1 else 0.0)
         out["workloads"].append({"workload": label, "ms": {k: 1e3 * v for k, v in med.items()},
                                  "ratio": {k: v / med["fp32"] for k, v in med.items()}})
-    ref = enc(fp32, sents[:64], 64).float()
+    ref = fp32.encode(sents[:64], batch_size=64).float()
     out["cosine to fp32 (first 64 sentences)"] = {
-        name: float(F.cosine_similarity(enc(m, sents[:64], 64).float(), ref).mean()) for name, m in models.items()}
+        name: float(F.cosine_similarity(m.encode(sents[:64], batch_size=64).float(), ref).mean())
+        for name, m in models.items()}
 
 
 @torch.inference_mode()

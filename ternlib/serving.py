@@ -87,10 +87,8 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 def _transformer(model: nn.Module) -> nn.Module | None:
-    """The Hugging Face model inside a SentenceTransformer's first module (``model`` in sentence-transformers
-    >= 5, ``auto_model`` before), or None."""
-    first = model[0] if isinstance(model, nn.Sequential) and len(model) else None
-    return None if first is None else first._modules.get("model") or getattr(first, "auto_model", None)
+    """The Hugging Face model inside a SentenceTransformer's first module, or None."""
+    return getattr(model[0], "auto_model", None)  # sentence-transformers >= 6: an alias of .model
 
 
 def _fused_qkv(q: nn.Module, k: nn.Module, v: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -101,25 +99,22 @@ def _fused_qkv(q: nn.Module, k: nn.Module, v: nn.Module) -> Callable[[torch.Tens
     same for the three). ``nn.Linear`` layers stack their weights. Anything else: the three calls.
     """
     layers = (q, k, v)
-    if all(isinstance(m, TernaryLinear) and m.frozen for m in layers):
+    ternary = all(isinstance(m, TernaryLinear) and m.frozen for m in layers)
+    biases = [m.bias for m in layers] if ternary or all(type(m) is nn.Linear for m in layers) else None
+    if biases is not None and (all(b is None for b in biases) or all(b is not None for b in biases)):
+        bias = None if biases[0] is None else torch.cat([b.detach() for b in biases])  # (3N,)
+        if not ternary:
+            weight = torch.cat([m.weight.detach() for m in layers])  # (3N, K)
+            return lambda x: F.linear(x, weight, bias)
         cfgs = [m.config for m in layers]
-        same = all(c.packing == cfgs[0].packing and c.activations == cfgs[0].activations
-                   and c.scale_group_size is None for c in cfgs) and len({m.in_features for m in layers}) == 1
-        biases = [m.bias for m in layers]
-        if same and (all(b is None for b in biases) or all(b is not None for b in biases)):
+        if all(c.packing == cfgs[0].packing and c.activations == cfgs[0].activations and c.scale_group_size is None
+               for c in cfgs) and len({m.in_features for m in layers}) == 1:
             packed = torch.cat([m.packed for m in layers])  # (3N, K/4): packing is row by row
             scales = torch.cat([m.scales.float().reshape(-1, 1).expand(m.out_features, 1) for m in layers])  # (3N, 1)
-            bias = None if biases[0] is None else torch.cat([b.detach() for b in biases])
             w = PackedTernary(packed, scales.contiguous(), (sum(m.out_features for m in layers), q.in_features),
                               cfgs[0].packing, None, cfgs[0].activations)
             kernel = q.kernel
             return lambda x: ternary_linear(x, w, bias, kernel)
-    if all(type(m) is nn.Linear for m in layers):
-        weight = torch.cat([m.weight.detach() for m in layers])
-        bias = None if q.bias is None or k.bias is None or v.bias is None else torch.cat(
-            [m.bias.detach() for m in layers])
-        if bias is not None or all(m.bias is None for m in layers):
-            return lambda x: F.linear(x, weight, bias)
     return lambda x: torch.cat([q(x), k(x), v(x)], dim=-1)
 
 

@@ -1,4 +1,5 @@
 """LeanEncoder: the same embeddings as SentenceTransformer.encode, by the lean BERT forward or the modules."""
+import numpy as np
 import pytest
 import torch
 
@@ -18,7 +19,7 @@ def test_lean_forward_matches_encode_on_minilm(minilm_fp):
     got = enc.encode(TEXTS, batch_size=3)  # padded batches (a mask) and a batch of one (no mask)
     assert got.shape == (len(TEXTS), 384) and got.dtype == torch.float32
     torch.testing.assert_close(got, _st_encode(minilm_fp, TEXTS), atol=1e-5, rtol=0)
-    assert isinstance(enc.encode(TEXTS[:1], convert_to_tensor=False), __import__("numpy").ndarray)
+    assert isinstance(enc.encode(TEXTS[:1], convert_to_tensor=False), np.ndarray)
 
 
 @pytest.mark.parametrize("activations", ["int8", "float"])
