@@ -2,7 +2,7 @@
 
 ``SentenceTransformer.encode`` is built for every case (prompts, devices, multi-process pools):
 on each call it puts every module in eval mode and checks the device of every parameter and
-buffer, about a millisecond on a 2-core CPU, as long as the network itself takes for a short query.
+buffer, a millisecond or two on a 2-core CPU, a large share of a short query's time.
 Hugging Face's BERT adds its own Python: a dozen module calls per layer. A server encoding one
 query at a time pays all of it. Two encoders here pay only the tokenizer and the network:
 
