@@ -36,6 +36,9 @@ def test_modules_path_and_a_fallback_architecture(minilm):
     minilm[0].auto_model.config.hidden_act = "an activation the lean forward does not know"
     enc = LeanEncoder(minilm)
     assert enc.architecture == "modules"  # falls back to running the model's modules
+    torch.testing.assert_close(enc.encode(TEXTS), ref, atol=1e-6, rtol=0)
+    with pytest.raises(RuntimeError, match="no lean forward"):
+        enc.token_embeddings({})
 
 
 def test_fused_qkv_is_exact_for_frozen_ternary_layers():
