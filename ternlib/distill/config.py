@@ -31,6 +31,14 @@ class DistillConfig:
         queue_size: keep the teacher's embeddings of the last ``queue_size`` training items as extra
             candidates for ``contrastive`` and ``similarity_kl`` (0: the batch only). The teacher is
             frozen, so a queue gives a small CPU batch the negatives of a large one at no cost.
+        micro_batch_size: run a step's batch through the models this many items at a time and add up the
+            gradients (0: all at once), so a CPU takes the steps of a large-batch recipe in bounded memory and
+            with little padding: text items are sorted by length before they are split. The batch-coupled
+            terms (relational, contrastive, similarity_kl) still see the whole batch, through a cached
+            gradient (GradCache, Gao et al. 2021): one extra forward pass of the student without autograd
+            gives every embedding, their gradient comes from the full-batch terms, then each micro-batch
+            runs forward and backward again. Same loss and gradients as the whole batch at once, up to
+            float rounding.
         seed: seed of the data order and of dropout.
         checkpoint_every: steps between resumable training checkpoints (0: only at the end).
         log_every: steps between history records.
@@ -55,6 +63,7 @@ class DistillConfig:
     student_dropout: bool = False  # False: dropout off in the student (less noise for short runs)
     pooling: Literal["mean", "cls"] = "mean"
     queue_size: int = 0
+    micro_batch_size: int = 0
     seed: int = 0
     checkpoint_every: int = 0  # steps between training checkpoints (0: only at the end)
     log_every: int = 10
@@ -64,8 +73,10 @@ class DistillConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"DistillConfig.{name} must be a positive int, got {v!r}")
-        if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int) or self.queue_size < 0:
-            raise ValueError(f"DistillConfig.queue_size must be an int >= 0, got {self.queue_size!r}")
+        for name in ("queue_size", "micro_batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"DistillConfig.{name} must be an int >= 0, got {v!r}")
         if not self.lr > 0:
             raise ValueError(f"DistillConfig.lr must be > 0, got {self.lr!r}")
         if self.pooling not in ("mean", "cls"):

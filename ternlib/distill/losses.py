@@ -59,14 +59,11 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return (err * mask).sum() / mask.sum().clamp_min(1)
 
 
-def distill_loss(student_out: dict, teacher_out: dict, weights: dict[str, float],
-                 queue: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the loss terms and each term's value.
+BATCH_TERMS = ("relational", "contrastive", "similarity_kl")  # terms that couple the items of a batch
 
-    ``queue`` (K, H): unit-norm teacher embeddings of earlier training items. The teacher is frozen,
-    so they never go stale; ``contrastive`` takes them as extra negatives and ``similarity_kl``
-    compares the two models' similarity distributions over them.
-    """
+
+def item_terms(student_out: dict, teacher_out: dict, weights: dict[str, float]) -> dict[str, torch.Tensor]:
+    """The terms that are means over tokens or items (every term but :data:`BATCH_TERMS`), unweighted."""
     mask = teacher_out["mask"].float()
     parts: dict[str, torch.Tensor] = {}
     if weights.get("hidden_mse", 0):
@@ -79,6 +76,13 @@ def distill_loss(student_out: dict, teacher_out: dict, weights: dict[str, float]
         parts["pooled_cos"] = (1 - (s * t).sum(-1)).mean()
     if weights.get("pooled_mse", 0):
         parts["pooled_mse"] = (s - t).pow(2).sum(-1).mean()
+    return parts
+
+
+def batch_terms(s: torch.Tensor, t: torch.Tensor, weights: dict[str, float],
+                queue: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The :data:`BATCH_TERMS` of unit-norm pooled embeddings ``s`` (student) and ``t`` (teacher), (B, H)."""
+    parts: dict[str, torch.Tensor] = {}
     if weights.get("relational", 0):
         parts["relational"] = (s @ s.T - t @ t.T).pow(2).mean()
     if weights.get("contrastive", 0) or weights.get("similarity_kl", 0):
@@ -92,5 +96,18 @@ def distill_loss(student_out: dict, teacher_out: dict, weights: dict[str, float]
     if weights.get("similarity_kl", 0):  # KL(teacher || student) of softmax over the candidates' similarities
         parts["similarity_kl"] = F.kl_div(F.log_softmax(s_logits, dim=-1), F.log_softmax(t_logits, dim=-1),
                                           log_target=True, reduction="batchmean")
+    return parts
+
+
+def distill_loss(student_out: dict, teacher_out: dict, weights: dict[str, float],
+                 queue: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the loss terms and each term's value.
+
+    ``queue`` (K, H): unit-norm teacher embeddings of earlier training items. The teacher is frozen,
+    so they never go stale; ``contrastive`` takes them as extra negatives and ``similarity_kl``
+    compares the two models' similarity distributions over them.
+    """
+    parts = {**item_terms(student_out, teacher_out, weights),
+             **batch_terms(student_out["pooled"], teacher_out["pooled"], weights, queue)}
     total = sum(weights[k] * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}

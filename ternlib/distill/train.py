@@ -18,7 +18,7 @@ from ..config import TernaryConfig
 from ..models import is_sentence_transformer
 from ..quantize import quantize_, ternary_modules
 from .config import DistillConfig
-from .losses import distill_loss, encoder_outputs
+from .losses import BATCH_TERMS, batch_terms, distill_loss, encoder_outputs, item_terms
 
 # ---------------------------------------------------------------------------- checkpoints
 STATE_FILE = "state.json"
@@ -85,6 +85,75 @@ def _batches(n: int, batch_size: int, seed: int, step: int) -> list[int]:
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(n, generator=g)
     return order[pos * batch_size:(pos + 1) * batch_size].tolist()
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, Mapping):  # a dict, or transformers' BatchEncoding (not a dict subclass)
+        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return batch
+
+
+def _rng_state(device: torch.device) -> tuple:
+    return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+
+def _set_rng_state(state: tuple, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def _accumulate(teacher: nn.Module, student: nn.Module, items: list, collate: Callable, config: DistillConfig,
+                queue: torch.Tensor | None, device: torch.device,
+                need_layers: bool) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """One step's loss and gradients (left in ``.grad``) with the batch in micro-batches; see
+    ``DistillConfig.micro_batch_size``. Returns the loss (detached), its terms and the teacher's embeddings."""
+    if all(isinstance(x, str) for x in items):
+        items = sorted(items, key=len)  # similar lengths share a micro-batch: less padding
+    m, n = config.micro_batch_size, len(items)
+    batches = [_to(collate(items[i:i + m]), device) for i in range(0, n, m)]
+    sizes = [len(items[i:i + m]) for i in range(0, n, m)]
+    w = config.losses
+    coupled = {k: v for k, v in w.items() if k in BATCH_TERMS and v}
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16), torch.no_grad():
+        t_outs = [encoder_outputs(teacher, b, need_layers, config.pooling) for b in batches]
+    t_pooled = torch.cat([t["pooled"] for t in t_outs])  # (B, H)
+    tokens = [float(t["mask"].float().sum()) for t in t_outs]
+    parts: dict[str, float] = {}
+    total = torch.zeros((), device=device)
+    grad_s = None
+    if coupled:  # GradCache: every student embedding without autograd, then their gradient
+        states = []
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16), torch.no_grad():
+            s_pooled = []
+            for b in batches:
+                states.append(_rng_state(device))
+                s_pooled.append(encoder_outputs(student, b, need_layers, config.pooling)["pooled"])
+        s_leaf = torch.cat(s_pooled).requires_grad_(True)  # (B, H)
+        bparts = batch_terms(s_leaf, t_pooled, coupled, queue)
+        btotal = sum(coupled[k] * v for k, v in bparts.items())
+        (grad_s,) = torch.autograd.grad(btotal, s_leaf)
+        total = total + btotal.detach()
+        parts.update({k: float(v.detach()) for k, v in bparts.items()})
+    start = 0
+    for k, (b, t_out) in enumerate(zip(batches, t_outs)):
+        if coupled and config.student_dropout:
+            _set_rng_state(states[k], device)  # the same dropout masks as the pass that gave grad_s
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            s_out = encoder_outputs(student, b, need_layers, config.pooling)
+        # per micro-batch means, weighted to the whole batch's mean: tokens for token terms, items otherwise
+        share = {"hidden_mse": tokens[k] / sum(tokens), "layer_mse": tokens[k] / sum(tokens)}
+        iparts = item_terms(s_out, t_out, w)
+        loss = sum(w[name] * share.get(name, sizes[k] / n) * v for name, v in iparts.items())
+        if grad_s is not None:  # the batch terms' gradient flows in through the embeddings
+            loss = loss + (s_out["pooled"] * grad_s[start:start + sizes[k]]).sum()
+        for name, v in iparts.items():
+            parts[name] = parts.get(name, 0.0) + share.get(name, sizes[k] / n) * float(v.detach())
+            total = total + w[name] * share.get(name, sizes[k] / n) * v.detach()
+        if torch.is_tensor(loss) and loss.requires_grad and torch.isfinite(total):
+            loss.backward()
+        start += sizes[k]
+    return total, parts, t_pooled.detach().float()
 
 
 def make_student(teacher: nn.Module, tconfig: TernaryConfig | None = None, filter_fn=None) -> nn.Module:
@@ -178,16 +247,21 @@ def distill(
     while step < end:
         student.train(config.student_dropout)
         idx = _batches(len(data), config.batch_size, config.seed, step)
-        batch = collate([data[i] for i in idx])
-        if isinstance(batch, Mapping):  # a dict, or transformers' BatchEncoding (not a dict subclass)
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-            with torch.no_grad():
-                t_out = encoder_outputs(teacher, batch, need_layers, config.pooling)
-            s_out = encoder_outputs(student, batch, need_layers, config.pooling)
-        loss, parts = distill_loss(s_out, t_out, config.losses, queue)
-        if config.queue_size:
+        items = [data[i] for i in idx]
+        opt.zero_grad(set_to_none=True)
+        if config.micro_batch_size and config.micro_batch_size < len(items):
+            loss, parts, fresh = _accumulate(teacher, student, items, collate, config, queue, device, need_layers)
+        else:
+            batch = _to(collate(items), device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                with torch.no_grad():
+                    t_out = encoder_outputs(teacher, batch, need_layers, config.pooling)
+                s_out = encoder_outputs(student, batch, need_layers, config.pooling)
+            loss, parts = distill_loss(s_out, t_out, config.losses, queue)
             fresh = t_out["pooled"].detach().float()  # (B, H)
+            if torch.isfinite(loss):
+                loss.backward()
+        if config.queue_size:
             queue = fresh if queue is None else torch.cat([fresh, queue])
             queue = queue[:config.queue_size]
         if not torch.isfinite(loss):
@@ -195,8 +269,6 @@ def distill(
         lr = config.lr_at(step)
         for g in opt.param_groups:
             g["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         opt.step()
@@ -231,7 +303,8 @@ def _resume(ckpt: Path, student: nn.Module, opt: torch.optim.Optimizer,
 
     meta = json.loads((ckpt / STATE_FILE).read_text())
     saved = DistillConfig.from_dict(meta["distill_config"])
-    operational = ("checkpoint_every", "log_every")  # may change between sessions
+    # may change between sessions (micro_batch_size: the same gradients, up to float rounding)
+    operational = ("checkpoint_every", "log_every", "micro_batch_size")
     if {k: v for k, v in saved.to_dict().items() if k not in operational} != \
             {k: v for k, v in config.to_dict().items() if k not in operational}:
         raise ValueError(f"cannot resume from {ckpt}: it was trained with a different DistillConfig ({saved})")

@@ -131,3 +131,57 @@ def test_distill_leaves_lengths_and_trainability_as_they_were(minilm_fp):
     second = make_student(minilm_fp)  # made after the teacher was frozen by distill
     n_all = sum(p.numel() for p in second.parameters())
     assert sum(p.numel() for p in second.parameters() if p.requires_grad) == n_all
+
+
+@pytest.mark.parametrize("losses", [
+    {"hidden_mse": 1.0, "pooled_cos": 1.0, "relational": 1.0, "contrastive": 0.3},
+    {"hidden_mse": 1.0, "layer_mse": 0.5, "pooled_mse": 1.0, "similarity_kl": 1.0},
+    {"hidden_mse": 1.0, "pooled_cos": 1.0},  # no batch-coupled term: plain accumulation
+])
+def test_micro_batches_give_the_whole_batch_gradient(minilm_fp, losses):
+    from ternlib.distill.losses import encoder_outputs
+    from ternlib.distill.train import _accumulate
+
+    student = make_student(minilm_fp, TernaryConfig())
+    given = SENTENCES[:9][::-1]
+    items = sorted(given, key=len)  # micro-batches are sorted by length (the loss does not depend on the order)
+    cfg = _cfg(batch_size=9, micro_batch_size=4, losses=losses)
+    layers = "layer_mse" in losses
+    for m in (minilm_fp, student):
+        m.max_seq_length = 16
+        m[0].auto_model.config.output_hidden_states = layers
+    queue = torch.nn.functional.normalize(torch.randn(7, 384), dim=-1)
+    try:
+        batch = student.preprocess(items)
+        with torch.no_grad():
+            t_out = encoder_outputs(minilm_fp, batch, layers)
+        loss, parts = distill_loss(encoder_outputs(student, batch, layers), t_out, losses, queue)
+        loss.backward()
+        whole = {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
+        student.zero_grad(set_to_none=True)
+        mloss, mparts, fresh = _accumulate(minilm_fp, student, given, student.preprocess, cfg, queue,
+                                           torch.device("cpu"), layers)
+        micro = {n: p.grad for n, p in student.named_parameters() if p.grad is not None}
+    finally:
+        for m in (minilm_fp, student):
+            m[0].auto_model.config.output_hidden_states = False
+    assert float(mloss) == pytest.approx(float(loss.detach()), rel=1e-4)
+    assert mparts.keys() == parts.keys() and all(mparts[k] == pytest.approx(parts[k], rel=1e-3, abs=1e-7) for k in parts)
+    torch.testing.assert_close(fresh, t_out["pooled"], rtol=1e-4, atol=1e-5)
+    assert whole.keys() == micro.keys() and len(whole) > 10
+    for n in whole:
+        torch.testing.assert_close(micro[n], whole[n], rtol=2e-3, atol=1e-6, msg=n)
+
+
+def test_micro_batched_run_trains_and_resumes_from_a_whole_batch_checkpoint(minilm_fp, tmp_path):
+    losses = {"hidden_mse": 1.0, "pooled_cos": 1.0, "relational": 1.0, "contrastive": 0.3}
+    out = tmp_path / "run"
+    distill(minilm_fp, make_student(minilm_fp), SENTENCES, _cfg(batch_size=8, losses=losses, steps=8),
+            output_dir=out, stop_after=2, progress=False)
+    cfg = _cfg(batch_size=8, micro_batch_size=3, losses=losses, student_dropout=False, steps=8)
+    res = distill(minilm_fp, make_student(minilm_fp), SENTENCES, cfg, output_dir=out, progress=False)
+    assert latest_checkpoint(out).name == "step_000008"
+    trace = [h["loss"] for h in res.history if "loss" in h]
+    assert trace[-1] < trace[0]
+    with pytest.raises(ValueError, match="micro_batch_size"):
+        DistillConfig(micro_batch_size=-1)
