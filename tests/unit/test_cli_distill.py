@@ -88,3 +88,16 @@ def test_queue_kl_recipe_runs_with_a_smaller_queue(tmp_path):
     assert run["distill_config"]["queue_size"] == 8 and run["distill_config"]["losses"]["similarity_kl"] == 1.0
     history = json.loads((out / "history.json").read_text())
     assert all("similarity_kl" in h for h in history if "loss" in h)
+
+
+def test_large_batch_cpu_recipe_is_the_gpu_recipe_in_micro_batches(tmp_path):
+    from ternlib.distill import recipe
+
+    (tg, dg), (tc, dc) = recipe("large-batch"), recipe("large-batch-cpu")
+    assert tg == tc and dc.micro_batch_size == 32 and dc.steps == 540
+    assert {k: v for k, v in dc.to_dict().items() if k not in ("micro_batch_size", "steps")} == \
+        {k: v for k, v in dg.to_dict().items() if k not in ("micro_batch_size", "steps")}
+    out = tmp_path / "run"
+    assert main(["distill", "--recipe", "large-batch-cpu", "--micro-batch-size", "2", "--out", str(out), *TINY]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["distill_config"]["micro_batch_size"] == 2 and run["distill_config"]["batch_size"] == 4
