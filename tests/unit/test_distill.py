@@ -166,7 +166,8 @@ def test_micro_batches_give_the_whole_batch_gradient(minilm_fp, losses):
         for m in (minilm_fp, student):
             m[0].auto_model.config.output_hidden_states = False
     assert float(mloss) == pytest.approx(float(loss.detach()), rel=1e-4)
-    assert mparts.keys() == parts.keys() and all(mparts[k] == pytest.approx(parts[k], rel=1e-3, abs=1e-7) for k in parts)
+    assert mparts.keys() == parts.keys()
+    assert all(mparts[k] == pytest.approx(parts[k], rel=1e-3, abs=1e-7) for k in parts)
     torch.testing.assert_close(fresh, t_out["pooled"], rtol=1e-4, atol=1e-5)
     assert whole.keys() == micro.keys() and len(whole) > 10
     for n in whole:
