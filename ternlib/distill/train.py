@@ -111,8 +111,8 @@ def _accumulate(teacher: nn.Module, student: nn.Module, items: list, collate: Ca
     if all(isinstance(x, str) for x in items):
         items = sorted(items, key=len)  # similar lengths share a micro-batch: less padding
     m, n = config.micro_batch_size, len(items)
-    batches = [_to(collate(items[i:i + m]), device) for i in range(0, n, m)]
-    sizes = [len(items[i:i + m]) for i in range(0, n, m)]
+    chunks = [items[i:i + m] for i in range(0, n, m)]
+    batches = [_to(collate(c), device) for c in chunks]
     w = config.losses
     coupled = {k: v for k, v in w.items() if k in BATCH_TERMS and v}
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16), torch.no_grad():
@@ -127,7 +127,8 @@ def _accumulate(teacher: nn.Module, student: nn.Module, items: list, collate: Ca
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16), torch.no_grad():
             s_pooled = []
             for b in batches:
-                states.append(_rng_state(device))
+                if config.student_dropout:
+                    states.append(_rng_state(device))
                 s_pooled.append(encoder_outputs(student, b, need_layers, config.pooling)["pooled"])
         s_leaf = torch.cat(s_pooled).requires_grad_(True)  # (B, H)
         bparts = batch_terms(s_leaf, t_pooled, coupled, queue)
@@ -136,23 +137,24 @@ def _accumulate(teacher: nn.Module, student: nn.Module, items: list, collate: Ca
         total = total + btotal.detach()
         parts.update({k: float(v.detach()) for k, v in bparts.items()})
     start = 0
-    for k, (b, t_out) in enumerate(zip(batches, t_outs)):
+    for k, (chunk, b, t_out) in enumerate(zip(chunks, batches, t_outs)):
         if coupled and config.student_dropout:
             _set_rng_state(states[k], device)  # the same dropout masks as the pass that gave grad_s
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             s_out = encoder_outputs(student, b, need_layers, config.pooling)
-        # per micro-batch means, weighted to the whole batch's mean: tokens for token terms, items otherwise
-        share = {"hidden_mse": tokens[k] / sum(tokens), "layer_mse": tokens[k] / sum(tokens)}
         iparts = item_terms(s_out, t_out, w)
-        loss = sum(w[name] * share.get(name, sizes[k] / n) * v for name, v in iparts.items())
+        # a micro-batch mean, weighted into the whole batch's: by tokens for token terms, by items otherwise
+        share = {name: tokens[k] / sum(tokens) if name in ("hidden_mse", "layer_mse") else len(chunk) / n
+                 for name in iparts}
+        loss = sum(w[name] * share[name] * v for name, v in iparts.items())
         if grad_s is not None:  # the batch terms' gradient flows in through the embeddings
-            loss = loss + (s_out["pooled"] * grad_s[start:start + sizes[k]]).sum()
+            loss = loss + (s_out["pooled"] * grad_s[start:start + len(chunk)]).sum()
         for name, v in iparts.items():
-            parts[name] = parts.get(name, 0.0) + share.get(name, sizes[k] / n) * float(v.detach())
-            total = total + w[name] * share.get(name, sizes[k] / n) * v.detach()
-        if torch.is_tensor(loss) and loss.requires_grad and torch.isfinite(total):
+            parts[name] = parts.get(name, 0.0) + share[name] * float(v.detach())
+            total = total + w[name] * share[name] * v.detach()
+        if torch.isfinite(total):
             loss.backward()
-        start += sizes[k]
+        start += len(chunk)
     return total, parts, t_pooled.detach().float()
 
 
