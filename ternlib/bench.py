@@ -237,6 +237,7 @@ ENCODE_NOTE = ("PyTorch rows: ternlib.LeanEncoder (the model's tokenizer, then a
                "included)")
 ORT_VARIANTS = ["ort fp32", "ort int8"]  # ONNX Runtime rows of the encoder benchmark, when onnxruntime is installed
 COMPILED_VARIANTS = ["fp32 compiled", "ternary a8 compiled"]  # torch.compile rows (encoder_bench(compiled=True))
+BF16_VARIANT = "ternary fp-act, bf16 model"  # the float-activation ternary model cast to bf16, like the bf16 row
 
 
 def onnxruntime_missing() -> str | None:
@@ -304,7 +305,8 @@ def compiled_encoder(model: nn.Module, backend: str = "inductor") -> nn.Module:
 def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int = 512, batch_size: int = 64,
                   repeats: int = 5, query_repeats: int = 30, progress: bool = True,
                   onnxruntime: bool = True, shape: str = "minilm", compiled: bool = False) -> dict[str, Any]:
-    """End to end MiniLM: FP32 against bf16, int8 dynamic, the ternary checkpoint (a8 and fp-act) and,
+    """End to end MiniLM: FP32 against bf16, int8 dynamic, the ternary checkpoint (a8, fp-act, and fp-act cast to
+    bf16 as the bf16 row is: :data:`BF16_VARIANT`) and,
     with ``onnxruntime`` (installed and not turned off), ONNX Runtime FP32 and int8 (:func:`ort_encoders`).
 
     Every PyTorch model is timed through :class:`~ternlib.serving.LeanEncoder` and every ONNX Runtime
@@ -332,7 +334,8 @@ def encoder_bench(checkpoint: str | os.PathLike | None = None, n_sentences: int 
     dyn = _dynamic_int8(copy.deepcopy(fp32))
     (t8, source), (tf, _) = (_ternary_encoder(fp32, checkpoint, act) for act in ("int8", "float"))
     models: dict[str, Any] = {name: LeanEncoder(m) for name, m in (
-        ("fp32", fp32), ("bf16", bf16), ("int8 dynamic", dyn), ("ternary a8", t8), ("ternary fp-act", tf))}
+        ("fp32", fp32), ("bf16", bf16), ("int8 dynamic", dyn), ("ternary a8", t8), ("ternary fp-act", tf),
+        (BF16_VARIANT, copy.deepcopy(tf).to(torch.bfloat16)))}
     models[ST_ENCODE_VARIANT] = _ModelEncode(t8)
     sents = _sentences(n_sentences)
 
@@ -504,13 +507,14 @@ def run(quick: bool = False, checkpoint: str | os.PathLike | None = None, thread
 
 
 VARIANTS = ["bf16", "int8 dynamic", "ternary a8", "ternary fp-act"]  # the variants besides FP32, layers and encoder
+_COLOR_ORDER = VARIANTS + ORT_VARIANTS + COMPILED_VARIANTS + [ST_ENCODE_VARIANT, BF16_VARIANT]  # C0..C9 in plots
 
 
 def encoder_variants(res: dict[str, Any]) -> list[str]:
     """The encoder benchmark's variants besides FP32: :data:`VARIANTS`, then the ONNX Runtime and compiled
     ones it ran."""
     work = res.get("encoder", {}).get("workloads", [])
-    return VARIANTS + [v for v in [ST_ENCODE_VARIANT] + ORT_VARIANTS + COMPILED_VARIANTS
+    return VARIANTS + [v for v in [BF16_VARIANT, ST_ENCODE_VARIANT] + ORT_VARIANTS + COMPILED_VARIANTS
                        if work and v in work[0]["ratio"]]
 
 
@@ -560,7 +564,7 @@ def plot(res: dict[str, Any], path: str | os.PathLike) -> None:
         width = 0.8 / len(variants)
         for i, v in enumerate(variants):
             ax.bar([j + i * width for j in range(len(rows))], [r["ratio"][v] for r in rows], width, label=v,
-                   color=f"C{(VARIANTS + ORT_VARIANTS + COMPILED_VARIANTS + [ST_ENCODE_VARIANT]).index(v)}")
+                   color=f"C{_COLOR_ORDER.index(v)}")
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))])
         ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
         ax.axhline(1.0, color="k", lw=0.8)

@@ -367,8 +367,10 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, device: str | 
     """Load a checkpoint written by :func:`save`, frozen and in eval mode, ready for fast inference.
 
     Every ternary layer computes through the kernel dispatch (:mod:`ternlib.kernels`), which
-    picks the fastest kernel for each call (packed C++ kernel for a few tokens, int8/bf16 GEMM
-    for large batches on CPU, Triton on CUDA).
+    picks the fastest kernel for each call (packed C++ kernel for a few tokens, an int8 GEMM for
+    large batches on CPU with int8 activations, Triton on CUDA). With float activations, cast the
+    model for half-precision speed: ``load(path, activations="float").to(torch.bfloat16)`` runs its
+    large batches through the bf16 GEMM (the codes are exact in bf16; the scales stay float32).
 
     Args:
         path: the checkpoint directory.

@@ -61,11 +61,13 @@ class Int8Embedding(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
-        """The dequantized float32 table (V, D); for code that reads ``.weight``."""
-        return self.qweight.float() * self.scale
+        """The dequantized table (V, D) in the scales' dtype (float32, or what the model was cast to); for code that
+        reads ``.weight``."""
+        return self.qweight.to(self.scale.dtype) * self.scale
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (...,) -> (..., D)
-        return F.embedding(ids, self.qweight).float() * F.embedding(ids, self.scale)
+        s = F.embedding(ids, self.scale)  # (..., 1) float32, or bf16 / fp16 in a model cast to it
+        return F.embedding(ids, self.qweight).to(s.dtype) * s
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}, bits=8, per-row scales"

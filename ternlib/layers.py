@@ -115,6 +115,23 @@ class TernaryLinear(nn.Module):
         self.frozen = True
         return self
 
+    def _apply(self, fn, recurse=True):
+        """``.to()``, ``.cuda()``, ``.bfloat16()`` ... move a frozen layer's scales with it but keep them float32.
+
+        A model cast to bf16 or fp16 computes in that dtype (activations, bias, output); rounding the
+        per-tensor or per-row scales too would change every weight for no speed, so they follow the packed
+        codes' device only (``packed`` is uint8, which casts leave alone).
+        """
+        scales = self._buffers.get("scales") if self.frozen else None
+        if scales is None:
+            return super()._apply(fn, recurse)
+        del self._buffers["scales"]
+        try:
+            super()._apply(fn, recurse)
+        finally:
+            self._buffers["scales"] = scales.to(self.packed.device)
+        return self
+
     def packed_weight(self) -> PackedTernary:
         """The frozen weight as the kernels see it (one object per layer, rebuilt if its buffers change)."""
         if not self.frozen:

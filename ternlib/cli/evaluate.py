@@ -35,6 +35,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--activations", choices=["float", "int8"],
                    help="activation precision of the ternary layers (default: as saved; int8 = per-token int8, "
                    "the fast CPU path)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="the model's dtype: bfloat16 casts it (model.to(torch.bfloat16): layer norms, attention and "
+                   "the ternary layers' float activations in bf16; ternary scales stay float32)")
     p.add_argument("--record", action="store_true",
                    help="record the scores in the checkpoint (--model's quality.json), so that ternlib.load picks "
                    "int8 activations by default where they score within 0.5 points of float activations")
@@ -85,9 +88,16 @@ def run(args: argparse.Namespace) -> int:
     if args.record and (rtn is not None or args.int_bits or next(ternary_modules(model), None) is None):
         raise SystemExit("ternlib eval: --record writes into a ternlib checkpoint: give --model a checkpoint "
                          "directory, without --round-to-nearest or --int-bits")
+    if args.record and args.dtype != "float32":
+        raise SystemExit("ternlib eval: --record stores the float32 model's scores (what ternlib.load returns); "
+                         "evaluate a --dtype bfloat16 model without --record")
     if rtn is not None:
         freeze_(quantize_(model, rtn))
     int_quant = int_baseline(model, args) if args.int_bits else None
+    if args.dtype != "float32":
+        import torch
+
+        model = model.to(getattr(torch, args.dtype))
     t0 = time.perf_counter()
     preset = "fast" if args.fast else args.preset
     sizes = BOOK_SIZES if preset == "book" else None
@@ -98,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     results["round_to_nearest"] = rtn.to_dict() if rtn is not None else None
     layers = list(ternary_modules(model))
     results["activations"] = layers[0][1].config.activations if layers else None  # what the ternary layers ran at
+    results["dtype"] = args.dtype
     if int_quant is not None:
         results["int_quant"] = int_quant
     results["total_seconds"] = round(time.perf_counter() - t0, 1)

@@ -44,7 +44,7 @@ def test_encoder_bench_small(monkeypatch):
     cos = res["cosine to fp32 (first 64 sentences)"]
     assert cos["fp32"] == pytest.approx(1.0, abs=1e-5) and cos["bf16"] > 0.99
     assert 0.5 < cos["int8 dynamic"] <= 1.0 + 1e-5
-    assert set(res["workloads"][0]["ratio"]) == {"fp32", *bench.VARIANTS, bench.ST_ENCODE_VARIANT}
+    assert set(res["workloads"][0]["ratio"]) == {"fp32", *bench.VARIANTS, bench.ST_ENCODE_VARIANT, bench.BF16_VARIANT}
     assert "skipped" in res["onnxruntime"] and res["pytorch forward"] == "lean BERT"
     assert cos[bench.ST_ENCODE_VARIANT] == pytest.approx(cos["ternary a8"], abs=1e-6)  # the same model either way
     text = bench.table({"encoder": res})
@@ -120,7 +120,7 @@ def test_encoder_bench_at_another_shape(monkeypatch):
     with pytest.warns(UserWarning):
         res = bench.encoder_bench(n_sentences=2, batch_size=2, repeats=1, query_repeats=1, progress=False, shape="tiny")
     assert res["shape"] == "tiny" and res["weights"].startswith("random")
-    assert set(res["workloads"][0]["ratio"]) == {"fp32", *bench.VARIANTS, bench.ST_ENCODE_VARIANT}
+    assert set(res["workloads"][0]["ratio"]) == {"fp32", *bench.VARIANTS, bench.ST_ENCODE_VARIANT, bench.BF16_VARIANT}
     assert "tiny (random (speed only)): one query" in bench.table({"encoder shapes": {"tiny": res}})
     compiled = bench.compiled_encoder(enc, backend="aot_eager")  # the bench's compiled rows, without inductor's wait
     ternary = bench._ternary_encoder(enc, None, "int8")[0]

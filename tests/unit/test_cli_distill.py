@@ -37,6 +37,15 @@ def test_distill_resume_and_eval_commands(tmp_path, capsys):
                  "--out", str(res)]) == 0
     table = capsys.readouterr().out
     assert "lee-sts" in table and json.loads(res.read_text())["tasks"]["lee-sts"]["main"] > -1
+    # --dtype bfloat16: the whole model cast to bf16 (float activations through the half CPU path)
+    res16 = tmp_path / "eval_bf16.json"
+    assert main(["eval", "--model", str(out / "model"), "--fast", "--tasks", "lee-sts", "--threads", "1",
+                 "--activations", "float", "--dtype", "bfloat16", "--out", str(res16)]) == 0
+    r16, r32 = json.loads(res16.read_text()), json.loads(res.read_text())
+    assert r16["dtype"] == "bfloat16" and r32["dtype"] == "float32"
+    assert abs(r16["tasks"]["lee-sts"]["main"] - r32["tasks"]["lee-sts"]["main"]) < 0.05
+    with pytest.raises(SystemExit, match="--record stores the float32 model's scores"):
+        main(["eval", "--model", str(out / "model"), "--fast", "--tasks", "lee-sts", "--dtype", "bfloat16", "--record"])
     # --record: the scores at each activation precision go into the checkpoint, which load then reads
     for act in ("float", "int8"):
         assert main(["eval", "--model", str(out / "model"), "--fast", "--tasks", "lee-sts", "--threads", "1",

@@ -71,6 +71,47 @@ def test_float_path_matches_reference(m, k, n):
     assert torch.equal(ternary_linear(x, w, b, kernel="cpu_unpacked"), ref)  # the reference's own F.linear
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("activations", ["float", "int8"])
+def test_half_inputs_match_the_reference(dtype, activations):
+    """A model cast to bf16 / fp16 calls the CPU kernels with half inputs: the large-M float path is the
+    reference's own half GEMM (bit for bit), the others compute in float32 and round once to the input's dtype."""
+    w, b = _weight(96, 200, "row", activations)
+    for m in (1, 16, 300):  # packed kernel (where it builds), then the unpacked one
+        x = _x(m, 200).to(dtype)
+        ref = ternary_linear(x, w, b.to(dtype), kernel="reference")
+        kernel = select_kernel(x, w)
+        assert kernel.name != "reference"
+        out = ternary_linear(x, w, b.to(dtype))
+        assert out.dtype == dtype and out.shape == (m, 96)
+        if activations == "float" and kernel.name == "cpu_unpacked":
+            assert torch.equal(out, ref)
+        else:  # float32 inside, one rounding to half at the end (the reference rounds its weight and sums in half)
+            scale = ref.float().abs().max().clamp_min(1.0)
+            assert (out.float() - ref.float()).abs().max() / scale < 2e-2
+
+
+def test_cast_model_keeps_scales_float32_and_computes_in_its_dtype():
+    from ternlib.embedding import Int8Embedding
+
+    layer = TernaryLinear.from_linear(torch.nn.Linear(64, 32), TernaryConfig(granularity="row")).freeze()
+    model = torch.nn.Sequential(torch.nn.LayerNorm(64), layer)
+    scales = layer.scales.clone()
+    x = torch.randn(5, 64)
+    y32 = model(x)
+    model.to(torch.bfloat16)
+    assert layer.scales.dtype == torch.float32 and torch.equal(layer.scales, scales)  # not rounded to bf16
+    assert layer.bias.dtype == torch.bfloat16 and layer.packed.dtype == torch.uint8
+    y16 = model(x.bfloat16())
+    assert y16.dtype == torch.bfloat16
+    assert (y16.float() - y32).abs().max() / y32.abs().max() < 2e-2
+    model.float()
+    assert layer.scales.dtype == torch.float32 and torch.equal(layer.scales, scales)
+    assert [n for n, _ in layer.named_buffers()] == ["packed", "scales"]  # state_dict order unchanged
+    emb = Int8Embedding.from_embedding(torch.nn.Embedding(10, 8)).to(torch.bfloat16)
+    assert emb(torch.tensor([1, 2])).dtype == torch.bfloat16
+
+
 @needs_ext
 @pytest.mark.parametrize("isa", [0, 1, 2])
 def test_every_instruction_set_agrees(isa):

@@ -12,9 +12,13 @@ Two kernels, picked by the number of tokens ``M`` in a call (see :func:`ternlib.
 - ``cpu_unpacked`` (large ``M``): the codes are unpacked once, on first use, and kept beside
   the packed buffer (never re-unpacked per call). With ``activations="int8"`` they become an int8
   matrix (1 byte a weight) for PyTorch's int8 GEMM (``torch._int_mm``, oneDNN), followed by the
-  scales; with float activations the dequantized float32 weight (4 bytes a weight) for
-  ``F.linear``, exactly the reference's computation and FP32's speed. Int8 activations are the
-  fast choice at large batch.
+  scales; with float activations the dequantized weight in the input's dtype for ``F.linear``,
+  exactly the reference's computation: FP32's speed for float32 inputs (4 bytes a weight), bf16's
+  for a model cast to bf16 (``model.to(torch.bfloat16)``: 2 bytes a weight, oneDNN's bf16 GEMM).
+  Int8 activations are the fast choice at large batch.
+
+Inputs in bf16 or fp16 (a model cast to that dtype) run the packed kernel and the int8 path in
+float32 and return the input's dtype; a layer's scales stay float32 through such casts.
 
 If the extension cannot be built (no compiler, no ``ninja``), ``cpu_packed`` reports itself
 unavailable with one warning and the dispatch falls back to the next kernel.
@@ -171,30 +175,36 @@ def _fast_layout(w: PackedTernary) -> bool:
     return ok
 
 
+_FLOATS = (torch.float32, torch.bfloat16, torch.float16)
+
+
 def _supports_packed(x: torch.Tensor, w: PackedTernary) -> bool:
-    """CPU float32 input, tensor or row scales, at most crossover() tokens."""
-    return (x.is_cpu and x.dtype is torch.float32 and x.numel() <= crossover() * w.shape[1] and _fast_layout(w)
+    """CPU float input, tensor or row scales, at most crossover() tokens."""
+    return (x.is_cpu and x.dtype in _FLOATS and x.numel() <= crossover() * w.shape[1] and _fast_layout(w)
             and (_EXT is not None or extension() is not None))
 
 
 def _supports_unpacked(x: torch.Tensor, w: PackedTernary) -> bool:
-    """CPU float32 input, tensor or row scales (the fallback at every size if the extension is missing)."""
-    return x.is_cpu and x.dtype is torch.float32 and _fast_layout(w)
+    """CPU float input, tensor or row scales (the fallback at every size if the extension is missing)."""
+    return x.is_cpu and x.dtype in _FLOATS and _fast_layout(w)
 
 
 @register_kernel("cpu_packed", priority=20, supports=_supports_packed)
 def cpu_packed_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None) -> torch.Tensor:
-    """Small-M CPU kernel on the 2-bit codes (C++; int8 path exact against the reference)."""
+    """Small-M CPU kernel on the 2-bit codes (C++, float32; int8 path exact against the reference).
+
+    bf16 / fp16 inputs are computed in float32 and the result rounded to their dtype."""
     ext = extension()
     n, k = w.shape
-    x2 = x.reshape(-1, k)  # (M, K)
+    x2 = x.reshape(-1, k).float()  # (M, K); a no-op for float32
+    bias = None if bias is None else bias.float()
     if w.activations == "int8" and int8_layout() == "rows16":
         rows16, sw = w.cached("rows16", lambda: (to_rows16(w.codes()), _flat_scales(w)))  # (N/16, Kq/16, 16, 4) uint8
         y = ext.linear_rows16(x2, rows16, sw, bias, n)  # (M, N)
     else:
         planes, sw = w.cached("planes128", lambda: (to_planes128(w.codes()), _flat_scales(w)))  # (N, Kp/4), (1|N,)
         y = ext.linear_small(x2, planes, sw, bias, w.activations == "int8", -1)  # (M, N)
-    return y.reshape(*x.shape[:-1], n)
+    return y.reshape(*x.shape[:-1], n).to(x.dtype)
 
 
 @register_kernel("cpu_unpacked", priority=10, supports=_supports_unpacked)
@@ -202,13 +212,12 @@ def cpu_unpacked_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | 
     """Large-M CPU kernel: weights unpacked once (cached); exact against the reference.
 
     int8 activations: int8 codes, ``torch._int_mm`` (oneDNN), fused C++ quantization and epilogue.
-    float activations: the dequantized float32 weight and ``F.linear``, the reference's own
-    computation (no faster than FP32, and it holds 4 bytes a weight in memory: use int8
-    activations for speed at large batch).
+    float activations: the weight dequantized to ``x``'s dtype and ``F.linear``, the reference's own
+    computation (float32: FP32's speed and 4 bytes a weight in memory; bf16: bf16's speed and 2 bytes).
     """
     n, k = w.shape
-    x2 = x.reshape(-1, k)  # (M, K)
     if w.activations == "int8":
+        x2 = x.reshape(-1, k).float()  # (M, K); a no-op for float32
         codes_t = w.cached("int8_codes_t", lambda: w.codes().t().contiguous())  # (K, N) int8
         ext = extension()
         if ext is not None:
@@ -221,6 +230,6 @@ def cpu_unpacked_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | 
             y = acc.float() * (sx * _flat_scales(w))
             if bias is not None:
                 y = y + bias.float()
-        return y.reshape(*x.shape[:-1], n)
-    weight = w.cached("float32_weight", w.dequantize)  # (N, K): exactly the reference's weight
-    return F.linear(x, weight, None if bias is None else bias.float())  # the reference's own computation
+        return y.reshape(*x.shape[:-1], n).to(x.dtype)
+    weight = w.cached(("dequantized", x.dtype), lambda: w.dequantize().to(x.dtype))  # (N, K): the reference's weight
+    return F.linear(x, weight, None if bias is None else bias.to(x.dtype))  # the reference's own computation
