@@ -101,6 +101,7 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
         "baselines/int2-g16-gptq.json", "queue_kl/eval.json", "large_batch_cpu/eval.json"))
     b_best, b_large, b_gptq, b_queue, b_cpu_large = (_boot(r, fp32) for r in (best, large, gptq, queue, cpu_large))
     q_run, c_run = _load(t / "queue_kl" / "run.json"), _load(t / "large_batch_cpu" / "run.json")
+    b_cpu_seed1 = _boot(_load(t / "large_batch_cpu" / "seed1" / "eval.json"), fp32)
     q_minutes = f"{q_run['training_seconds'] / 60:.0f} min" if q_run else "about an hour"
     c_minutes = f"{c_run['training_seconds'] / 60:.0f} min" if c_run else "about an hour"
     cs = _load(t / "corpus_size.json")
@@ -115,6 +116,8 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
 
     def val(s):
         return s["retention"] if s else None
+
+    seed1 = f"; seed 1 keeps {val(retr(b_cpu_seed1)):.3f}" if b_cpu_seed1 else ""
 
     if large and large_a8 and fp32:  # point estimates (chapter 4 prints them; intervals where items were kept)
         from ternlib.evaluation import headline_retention
@@ -164,7 +167,7 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
         {"key": "text-retrieval-cpu-large", "group": "text quality",
          "measure": "retrieval retention (nDCG@10), large-batch-cpu recipe (CPU, 2 cores)",
          "ours": _ci_cell(retr(b_cpu_large)), "paper": _none(),
-         "note": f"the large-batch recipe's batches of 256 in micro-batches of 32, 540 steps ({c_minutes})",
+         "note": f"the large-batch recipe's batches of 256 in micro-batches of 32, 540 steps ({c_minutes}){seed1}",
          "plot": [{"label": "text: retrieval retention, CPU large batch", "kind": "quality",
                    "ours": val(retr(b_cpu_large)), "paper": None}]},
         {"key": "text-a8-large", "group": "text quality",

@@ -5,7 +5,8 @@ Usage: python experiments/speed_table.py [path/to/bench.json]   (the run itself:
 The ONNX Runtime columns appear when the run had onnxruntime (it times the whole encoder only, so the
 single-layer rows show a dash there); a run with --shapes adds the BERT-base / BERT-large rows, one with
 --compile the torch.compile columns. Every PyTorch column runs through ternlib.LeanEncoder except "ternary,
-through model.encode" (SentenceTransformer.encode, per-call bookkeeping included).
+through model.encode" (SentenceTransformer.encode, per-call bookkeeping included); "model cast to bf16" is the
+ternary checkpoint with float activations after .to(torch.bfloat16), beside the bf16 column (FP32 weights cast).
 """
 import json
 import sys
@@ -18,6 +19,7 @@ TERNARY = "ternary (2-bit weights, int8 activations)"
 SHAPES = {"bert-base": "BERT-base shape", "bert-large": "BERT-large shape"}
 COMPILED = {"fp32 compiled": "FP32, torch.compile", "ternary a8 compiled": "ternary, torch.compile"}
 MODEL_ENCODE = {"ternary a8, model.encode": "ternary, through model.encode"}  # runs from before it lack this column
+HALF = {"ternary fp-act, bf16 model": "ternary, float activations, model cast to bf16"}  # likewise
 
 
 def main(path: Path) -> None:
@@ -32,8 +34,10 @@ def main(path: Path) -> None:
     ort = [v for v in ORT if v in work["one query"]["ratio"]]
     compiled = [v for v in COMPILED if v in work["one query"]["ratio"]]
     via_encode = [v for v in MODEL_ENCODE if v in work["one query"]["ratio"]]
-    cols = VARIANTS[:-1] + ort + VARIANTS[-1:] + via_encode + compiled
-    names = {"bf16": "bf16", "int8 dynamic": "int8 dynamic", **ORT, "ternary a8": TERNARY, **MODEL_ENCODE, **COMPILED}
+    half = [v for v in HALF if v in work["one query"]["ratio"]]
+    cols = VARIANTS[:-1] + ort + VARIANTS[-1:] + via_encode + half + compiled
+    names = {"bf16": "bf16", "int8 dynamic": "int8 dynamic", **ORT, "ternary a8": TERNARY, **MODEL_ENCODE, **HALF,
+             **COMPILED}
     print("| workload | FP32 | " + " | ".join(names[c] for c in cols) + " |")
     print("|---|---:|" + "---:|" * len(cols))
     for label, r in rows:

@@ -119,17 +119,13 @@ class TernaryLinear(nn.Module):
         """``.to()``, ``.cuda()``, ``.bfloat16()`` ... move a frozen layer's scales with it but keep them float32.
 
         A model cast to bf16 or fp16 computes in that dtype (activations, bias, output); rounding the
-        per-tensor or per-row scales too would change every weight for no speed, so they follow the packed
-        codes' device only (``packed`` is uint8, which casts leave alone).
+        per-tensor or per-row scales too would change every weight for no speed, so a cast of the scales is
+        undone (a move to another device is kept). ``packed`` is uint8, which casts leave alone.
         """
-        scales = self._buffers.get("scales") if self.frozen else None
-        if scales is None:
-            return super()._apply(fn, recurse)
-        del self._buffers["scales"]
-        try:
-            super()._apply(fn, recurse)
-        finally:
-            self._buffers["scales"] = scales.to(self.packed.device)
+        scales = self._buffers.get("scales") if getattr(self, "frozen", False) else None
+        super()._apply(fn, recurse)
+        if scales is not None and self._buffers["scales"].dtype != scales.dtype:  # a cast: undo it, keep the move
+            self._buffers["scales"] = scales.to(self._buffers["scales"].device)
         return self
 
     def packed_weight(self) -> PackedTernary:
