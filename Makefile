@@ -11,6 +11,7 @@
 #   make results-cpu-large-seed1 its replicate with seed 1 (another hour)
 #   make image       the image experiment of chapter 5 from scratch (~18 min on 2 CPU cores)
 #   make bench       the CPU benchmark behind chapter 4 (a few minutes; run it on a quiet machine)
+#   make bench-onnx  the large-batch-cpu checkpoint exported to ONNX Runtime: speed and quality (~11 min)
 #   make notebooks   re-execute every chapter (book/*.ipynb, in _toc.yml order) in full mode, storing
 #                    the outputs the book shows; prints each chapter's time
 #   make check-site  open every page of the built book in headless Chromium (after make book)
@@ -20,7 +21,7 @@ VENV := .venv/bin
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup book test lab results results-gpu results-queue results-cpu-large results-cpu-large-seed1 baselines image bench notebooks check-site clean
+.PHONY: setup book test lab results results-gpu results-queue results-cpu-large results-cpu-large-seed1 baselines image bench bench-onnx notebooks check-site clean
 
 setup:
 	bash tools/setup.sh
@@ -99,6 +100,9 @@ image: setup
 
 bench: setup
 	$(TL) bench --checkpoint $(ART)/best/model --out book/artifacts/kernels/bench_cpu.json --plot book/artifacts/kernels/bench_cpu.png
+
+bench-onnx: setup
+	$(VENV)/python experiments/onnx_ternary.py --model $(ART)/large_batch_cpu/model --out book/artifacts/kernels/onnx_ternary.json
 
 notebooks: setup
 	$(VENV)/python tools/run_notebooks.py

@@ -57,9 +57,11 @@ class BatchEncoder:
         raise NotImplementedError
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, convert_to_tensor: bool = True,
-               show_progress_bar: bool = False) -> torch.Tensor | np.ndarray:
+               show_progress_bar: bool = False, convert_to_numpy: bool = False,
+               normalize_embeddings: bool = False) -> torch.Tensor | np.ndarray:
         """Embeddings of ``texts``, ``(len(texts), d)`` float32, rows in the order of ``texts`` (as
-        ``SentenceTransformer.encode(texts, convert_to_tensor=...)``); a tensor, else a NumPy array."""
+        ``SentenceTransformer.encode(texts, convert_to_tensor=...)``); a tensor, else (or with
+        ``convert_to_numpy=True``) a NumPy array, rows scaled to unit norm with ``normalize_embeddings``."""
         from tqdm.auto import tqdm
 
         if isinstance(texts, str):
@@ -76,7 +78,9 @@ class BatchEncoder:
             return torch.empty(0, 0) if convert_to_tensor else np.empty((0, 0), np.float32)
         out = torch.empty(len(texts), parts[0].shape[1])
         out[torch.tensor(order)] = torch.cat(parts)
-        return out if convert_to_tensor else out.numpy()
+        if normalize_embeddings:
+            out = torch.nn.functional.normalize(out, dim=-1)
+        return out.numpy() if convert_to_numpy or not convert_to_tensor else out
 
 
 # ------------------------------------------------------------------------------------------- PyTorch

@@ -32,6 +32,27 @@ def minilm(minilm_fp):
     return copy.deepcopy(minilm_fp)
 
 
+@pytest.fixture(scope="session")
+def tiny_sentence_transformer(minilm_fp, tmp_path_factory):
+    """A 2-layer, 32-wide random BERT with MiniLM's tokenizer, as a SentenceTransformer (mean pooling,
+    normalized); do not modify (``copy.deepcopy`` it first)."""
+    import warnings
+
+    from transformers import BertConfig, BertModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from sentence_transformers import SentenceTransformer, models
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tok = minilm_fp.tokenizer
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    modules = [models.Transformer(str(folder)), models.Pooling(32, "mean"), models.Normalize()]
+    return SentenceTransformer(modules=modules, device="cpu").eval()
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

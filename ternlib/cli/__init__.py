@@ -6,16 +6,16 @@ that set a config dataclass are generated from it (:mod:`ternlib.cli.options`).
 Example:
     >>> from ternlib.cli import build_parser
     >>> sorted(build_parser()._subparsers._group_actions[0].choices)
-    ['ann', 'bench', 'data', 'distill', 'eval', 'quantize', 'storage', 'vision']
+    ['ann', 'bench', 'data', 'distill', 'eval', 'export', 'quantize', 'storage', 'vision']
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import ann, bench, data, distill, evaluate, quantize, storage, vision
+from . import ann, bench, data, distill, evaluate, export, quantize, storage, vision
 
-COMMANDS = (distill, evaluate, quantize, storage, bench, ann, vision, data)
+COMMANDS = (distill, evaluate, quantize, storage, export, bench, ann, vision, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

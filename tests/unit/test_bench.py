@@ -51,26 +51,6 @@ def test_encoder_bench_small(monkeypatch):
     assert "ort int8" not in text and "ONNX Runtime: onnxruntime not installed" in text
 
 
-@pytest.fixture(scope="module")
-def tiny_sentence_transformer(minilm_fp, tmp_path_factory):
-    """A 2-layer, 32-wide random BERT with MiniLM's tokenizer, as a SentenceTransformer (mean pooling, normalized)."""
-    import warnings
-
-    from transformers import BertConfig, BertModel
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from sentence_transformers import SentenceTransformer, models
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tok = minilm_fp.tokenizer
-    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64)).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    modules = [models.Transformer(str(folder)), models.Pooling(32, "mean"), models.Normalize()]
-    return SentenceTransformer(modules=modules, device="cpu").eval()
-
-
 def test_onnxruntime_peers_match_torch_on_a_tiny_model(tiny_sentence_transformer, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
