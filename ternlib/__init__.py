@@ -21,6 +21,7 @@ scikit-learn load only when a feature that needs them runs.
 from .checkpoint import CheckpointError, default_activations, load, read_config, record_quality, save
 from .config import TernaryConfig
 from .embedding import Int8Embedding, Int8EmbeddingConfig
+from .export import export_ternary_onnx
 from .intquant import IntConfig, int_quantize_
 from .kernels import PackedTernary, available_kernels, register_kernel, ternary_linear
 from .layers import TernaryLinear
@@ -36,7 +37,8 @@ __all__ = [
     "CheckpointError", "DEFAULT_IMAGE_MODEL", "DEFAULT_SKIP", "DEFAULT_TEXT_MODEL", "Int8Embedding",
     "Int8EmbeddingConfig", "IntConfig", "LeanEncoder", "OrtEncoder", "PackedTernary", "StorageReport",
     "TernaryConfig", "TernaryLinear", "TernaryWeight", "available_kernels", "default_activations",
-    "default_filter", "dequantize", "embed_images", "fake_quantize", "freeze_", "int_quantize_", "load",
+    "default_filter", "dequantize", "embed_images", "export_ternary_onnx", "fake_quantize", "freeze_",
+    "int_quantize_", "load",
     "load_image_encoder", "load_text_encoder", "pack", "pack_2bit", "pack_5trit", "quantize_", "read_config",
     "reconstruction_error", "record_quality", "register_kernel", "save", "sparsity", "storage_report",
     "ternarize", "ternary_linear", "ternary_modules", "unpack", "unpack_2bit", "unpack_5trit",
