@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         out["export"] = export_ternary_onnx(ternary, onnx_path, check_texts=sents[:64])
         out["export"]["seconds"] = round(time.time() - t0, 1)
-        out["export"]["checkpoint bytes"] = sum(f.stat().st_size for f in Path(args.model).glob("ternlib.safetensors"))
+        out["export"]["checkpoint bytes"] = (Path(args.model) / "ternlib.safetensors").stat().st_size
         ort_ternary = OrtEncoder(ternary, onnx_path, out["export"]["inputs"], threads=args.threads)
         models = {"fp32": LeanEncoder(teacher), "ort int8": ort_models["ort int8"],
                   "ternary a8": LeanEncoder(ternary), "ternary, ort int8": ort_ternary}

@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import platform
 import statistics
@@ -41,7 +40,7 @@ import torch.nn.functional as F
 
 from .config import TernaryConfig
 from .layers import TernaryLinear
-from .serving import LeanEncoder, OrtEncoder, export_onnx
+from .serving import ORT_INSTALL, LeanEncoder, OrtEncoder, export_onnx, missing_onnxruntime
 
 # (name, in_features K, out_features N)
 LAYER_SHAPES = [
@@ -242,11 +241,10 @@ BF16_VARIANT = "ternary fp-act, bf16 model"  # the float-activation ternary mode
 
 def onnxruntime_missing() -> str | None:
     """None when ``onnxruntime`` and ``onnx`` import, else a message that says how to install them."""
-    missing = [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
+    missing = missing_onnxruntime()
     if not missing:
         return None
-    return (f"{' and '.join(missing)} not installed, so the ONNX Runtime rows were skipped; to add them: "
-            "pip install onnxruntime onnx   (or: pip install 'ternlib[bench]')")
+    return f"{' and '.join(missing)} not installed, so the ONNX Runtime rows were skipped; to add them: {ORT_INSTALL}"
 
 
 def ort_encoders(fp32: nn.Module, folder: str | os.PathLike, check_texts: list[str], threads: int | None = None,

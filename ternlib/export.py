@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import logging
 import os
 import tempfile
@@ -38,15 +37,7 @@ import torch.nn as nn
 
 from .embedding import Int8Embedding
 from .layers import TernaryLinear
-from .serving import OrtEncoder, export_onnx
-
-INSTALL = "pip install onnxruntime onnx   (or: pip install 'ternlib[bench]')"
-
-
-def _require_onnxruntime() -> None:
-    missing = [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ImportError(f"exporting to ONNX Runtime needs {' and '.join(missing)}: {INSTALL}")
+from .serving import ORT_INSTALL, OrtEncoder, export_onnx, missing_onnxruntime
 
 
 def float_copy(model: nn.Module) -> tuple[nn.Module, dict[str, torch.Tensor]]:
@@ -94,7 +85,9 @@ def export_ternary_onnx(model: nn.Module, path: str | os.PathLike, check_texts: 
     embedding never reads, such as BERT's pooler), the file's bytes and, on ``check_texts``, the
     lowest cosine similarity between ONNX Runtime's embeddings and the model's own.
     """
-    _require_onnxruntime()
+    missing = missing_onnxruntime()
+    if missing:
+        raise ImportError(f"exporting to ONNX Runtime needs {' and '.join(missing)}: {ORT_INSTALL}")
     import onnx
     from onnx import numpy_helper
     from onnxruntime.quantization import QuantType, quantize_dynamic

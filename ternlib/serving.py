@@ -23,6 +23,7 @@ Example:
 """
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 import warnings
@@ -68,19 +69,19 @@ class BatchEncoder:
             raise TypeError("encode takes a list of texts; wrap a single text in a list: encode([text])")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        texts = list(texts)
+        texts, as_numpy = list(texts), convert_to_numpy or not convert_to_tensor
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         parts: list[torch.Tensor] = []
         for start in tqdm(range(0, len(texts), batch_size), desc="Batches", disable=not show_progress_bar):
             emb = self.embed([texts[i] for i in order[start:start + batch_size]])
             parts.append(torch.as_tensor(emb).float().cpu())
         if not parts:
-            return torch.empty(0, 0) if convert_to_tensor else np.empty((0, 0), np.float32)
+            return np.empty((0, 0), np.float32) if as_numpy else torch.empty(0, 0)
         out = torch.empty(len(texts), parts[0].shape[1])
         out[torch.tensor(order)] = torch.cat(parts)
         if normalize_embeddings:
             out = torch.nn.functional.normalize(out, dim=-1)
-        return out.numpy() if convert_to_numpy or not convert_to_tensor else out
+        return out.numpy() if as_numpy else out
 
 
 # ------------------------------------------------------------------------------------------- PyTorch
@@ -223,6 +224,14 @@ class LeanEncoder(BatchEncoder):
 
 
 # ------------------------------------------------------------------------------------------- ONNX Runtime
+
+ORT_INSTALL = "pip install onnxruntime onnx   (or: pip install 'ternlib[bench]')"
+
+
+def missing_onnxruntime() -> list[str]:
+    """The packages ONNX export and serving need (``onnxruntime``, ``onnx``) that do not import here; [] if none."""
+    return [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
+
 
 class _SentenceEmbedding(nn.Module):
     """A SentenceTransformer as a function of its token tensors, for ``torch.onnx.export``."""

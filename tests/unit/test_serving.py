@@ -67,3 +67,19 @@ def test_bad_input_is_named(minilm_fp):
     with pytest.raises(ValueError, match="batch_size"):
         enc.encode(TEXTS, batch_size=0)
     assert enc.encode([]).shape == (0, 0)
+
+
+def test_encode_output_options_follow_sentence_transformers():
+    """convert_to_numpy and normalize_embeddings (what the evaluation suite passes) hold for empty input too."""
+    from ternlib.serving import BatchEncoder
+
+    class Twice(BatchEncoder):
+        def embed(self, texts):
+            return torch.tensor([[3.0 * len(t), 4.0 * len(t)] for t in texts])
+
+    enc = Twice()
+    assert isinstance(enc.encode([], convert_to_numpy=True), np.ndarray)
+    assert isinstance(enc.encode([]), torch.Tensor)
+    out = enc.encode(["ab", "a"], batch_size=1, convert_to_numpy=True, normalize_embeddings=True)
+    assert isinstance(out, np.ndarray) and np.allclose(out, [[0.6, 0.8], [0.6, 0.8]])
+    assert torch.equal(enc.encode(["ab"]), torch.tensor([[6.0, 8.0]]))
