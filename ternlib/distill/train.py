@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -68,6 +69,25 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     root = Path(output_dir)
     steps = sorted(p for p in root.glob("step_*") if (p / STATE_FILE).exists())
     return steps[-1] if steps else None
+
+
+def prune_checkpoints(output_dir: str | os.PathLike, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` complete ``step_*`` checkpoints (0: keep all); returns the deleted.
+
+    Incomplete ones (no state file: a save that was cut short) older than the newest complete one go too.
+    """
+    if keep <= 0:
+        return []
+    root = Path(output_dir)
+    steps = sorted(p for p in root.glob("step_*") if p.is_dir())
+    complete = [p for p in steps if (p / STATE_FILE).exists()]
+    if not complete:
+        return []
+    kept = set(complete[-keep:])
+    doomed = [p for p in steps if p not in kept and p.name < complete[-1].name]
+    for p in doomed:
+        shutil.rmtree(p)
+    return doomed
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -178,6 +198,7 @@ def distill(
     progress: bool = True,
     callback: Callable[[int, nn.Module], dict | None] | None = None,
     callback_every: int = 0,
+    keep_checkpoints: int = 2,
 ) -> DistillResult:
     """Train ``student`` (ternarized, see :func:`make_student`) to match the frozen ``teacher``.
 
@@ -189,6 +210,9 @@ def distill(
             complete one there is loaded and training continues from it.
         stop_after: stop (after checkpointing) once this many steps are done — to simulate an
             interruption, or to train in slices.
+        keep_checkpoints: keep the newest this many ``step_*`` checkpoints in ``output_dir`` and delete
+            older ones once a newer one is complete (0: keep all). A MiniLM checkpoint (latent weights and
+            AdamW moments) is about 270 MB.
         callback: ``callback(step, student) -> dict`` every ``callback_every`` steps (e.g. an
             evaluation), merged into the history.
 
@@ -198,6 +222,8 @@ def distill(
         resumed sessions.
     """
     config = config or DistillConfig()
+    if isinstance(keep_checkpoints, bool) or not isinstance(keep_checkpoints, int) or keep_checkpoints < 0:
+        raise ValueError(f"keep_checkpoints must be an int >= 0 (0: keep all), got {keep_checkpoints!r}")
     if len(data) < config.batch_size:
         raise ValueError(f"need at least batch_size={config.batch_size} training items, got {len(data)}")
     layers = list(ternary_modules(student))
@@ -288,6 +314,7 @@ def distill(
         ):
             save_training_state(out_dir / f"step_{step:06d}", student, opt, step, config, tconfig, history,
                                 earlier + time.perf_counter() - start, queue)
+            prune_checkpoints(out_dir, keep_checkpoints)
     if bar is not None:
         bar.close()
     if st and need_layers:

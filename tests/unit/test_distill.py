@@ -3,6 +3,7 @@ import torch
 
 from ternlib import TernaryConfig, freeze_
 from ternlib.distill import DistillConfig, distill, distill_loss, latest_checkpoint, make_student
+from ternlib.distill.train import STATE_FILE, prune_checkpoints
 
 SENTENCES = [f"{a} {b} near the {c}." for a in ("The cat sleeps", "A dog runs", "Birds sing", "Rain falls", "She reads")
              for b in ("quietly", "every morning", "in winter", "again") for c in ("river", "old house", "market")]
@@ -27,7 +28,7 @@ def test_distillation_lowers_the_loss(minilm_fp):
 
 
 def test_resumed_run_ends_with_identical_weights(minilm_fp, tmp_path):
-    cfg = _cfg(student_dropout=True)  # dropout on: the RNG state must be restored too
+    cfg = _cfg(student_dropout=True, checkpoint_every=2)  # dropout on: the RNG state must be restored too
     full = distill(minilm_fp, make_student(minilm_fp), SENTENCES, cfg, progress=False).student
 
     out = tmp_path / "run"
@@ -36,11 +37,27 @@ def test_resumed_run_ends_with_identical_weights(minilm_fp, tmp_path):
     del part  # the "interrupted" process is gone; a fresh student resumes from disk
     resumed = distill(minilm_fp, make_student(minilm_fp), SENTENCES, cfg, output_dir=out, progress=False)
     assert latest_checkpoint(out).name == "step_000006"
+    assert sorted(p.name for p in out.iterdir()) == ["step_000004", "step_000006"]  # keep_checkpoints=2
     a, b = full.state_dict(), resumed.student.state_dict()
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert [h["step"] for h in resumed.history] == list(range(1, 7))
+
+
+def test_prune_checkpoints_keeps_the_newest_complete_ones(tmp_path):
+    for step, complete in ((2, True), (4, True), (5, False), (6, True), (8, False)):
+        (tmp_path / f"step_{step:06d}").mkdir()
+        if complete:
+            (tmp_path / f"step_{step:06d}" / STATE_FILE).write_text("{}")
+    assert prune_checkpoints(tmp_path, 0) == []
+    deleted = prune_checkpoints(tmp_path, 2)
+    # step 5 was cut short before step 6 completed: gone; step 8 may still be being written: kept
+    assert [p.name for p in deleted] == ["step_000002", "step_000005"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_000004", "step_000006", "step_000008"]
+    assert latest_checkpoint(tmp_path).name == "step_000006"
+    with pytest.raises(ValueError, match="keep_checkpoints"):
+        distill(None, None, [], keep_checkpoints=-1)
 
 
 def test_resume_with_a_different_config_is_refused(minilm_fp, tmp_path):
