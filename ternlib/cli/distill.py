@@ -36,6 +36,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="teacher: hub id or local path (default: all-MiniLM-L6-v2)")
     p.add_argument("--stop-after", type=int, help="stop after this many steps (resume later)")
     p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in OUT/training")
+    p.add_argument("--cache-teacher", action="store_true",
+                   help="keep the frozen teacher's outputs for each sentence in memory the first time it is in a "
+                   "batch and reuse them (no teacher pass after the first epoch; ~0.8 GB for Brown with MiniLM)")
     p.add_argument("--keep-checkpoints", type=int, default=2, metavar="N",
                    help="keep the newest N checkpoints in OUT/training, about 270 MB each for MiniLM (0: all; "
                    "default 2)")
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     teacher = load_text_encoder(args.model, device=dev)
     student = make_student(teacher, tconfig)
     res = distill(teacher, student, texts, dconfig, output_dir=out / "training", resume=not args.no_resume,
-                  stop_after=args.stop_after, keep_checkpoints=args.keep_checkpoints)
+                  stop_after=args.stop_after, keep_checkpoints=args.keep_checkpoints,
+                  cache_teacher=args.cache_teacher)
     done = res.history[-1]["step"] if res.history else 0
     (out / "history.json").write_text(json.dumps(res.history, indent=1))
     if done < dconfig.steps:

@@ -21,10 +21,11 @@ exists because its keys drift; here they cannot), and a batch of 32 sees thousan
 Training state (latent weights, AdamW moments, RNG, step) is checkpointed as safetensors + JSON,
 and a resumed run ends with exactly the weights of an uninterrupted one.
 """
+from .cache import TeacherCache
 from .config import LOSSES, RECIPES, DistillConfig, recipe
 from .losses import CONTRASTIVE_TEMPERATURE, distill_loss, encoder_outputs, masked_mse
 from .train import STATE_FILE, DistillResult, distill, latest_checkpoint, make_student, save_training_state
 
-__all__ = ["CONTRASTIVE_TEMPERATURE", "LOSSES", "RECIPES", "STATE_FILE", "DistillConfig", "DistillResult", "distill",
-           "distill_loss", "encoder_outputs", "latest_checkpoint", "make_student", "masked_mse", "recipe",
-           "save_training_state"]
+__all__ = ["CONTRASTIVE_TEMPERATURE", "LOSSES", "RECIPES", "STATE_FILE", "DistillConfig", "DistillResult",
+           "TeacherCache", "distill", "distill_loss", "encoder_outputs", "latest_checkpoint", "make_student",
+           "masked_mse", "recipe", "save_training_state"]

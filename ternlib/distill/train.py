@@ -18,6 +18,7 @@ import torch.nn as nn
 from ..config import TernaryConfig
 from ..models import is_sentence_transformer
 from ..quantize import quantize_, ternary_modules
+from .cache import TeacherCache
 from .config import DistillConfig
 from .losses import BATCH_TERMS, batch_terms, distill_loss, encoder_outputs, item_terms
 
@@ -123,20 +124,37 @@ def _set_rng_state(state: tuple, device: torch.device) -> None:
         torch.cuda.set_rng_state(state[1], device)
 
 
-def _accumulate(teacher: nn.Module, student: nn.Module, items: list, collate: Callable, config: DistillConfig,
-                queue: torch.Tensor | None, device: torch.device,
-                need_layers: bool) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+def _teacher_outputs(teacher: nn.Module, idx: list[int], items: list, batch: Any, collate: Callable,
+                     config: DistillConfig, device: torch.device, need_layers: bool,
+                     cache: TeacherCache | None) -> dict[str, torch.Tensor]:
+    """The frozen teacher's outputs for ``batch`` (the collated ``items``, data indices ``idx``): from
+    ``cache`` for the items it holds, from the teacher (under the run's autocast, without autograd) for the rest."""
+    def run(rows: list[int]) -> dict[str, torch.Tensor]:
+        sub = batch if len(rows) == len(items) else _to(collate([items[r] for r in rows]), device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16), torch.no_grad():
+            return encoder_outputs(teacher, sub, need_layers, config.pooling)
+
+    if cache is None:
+        return run(list(range(len(items))))
+    mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+    return cache.lookup(idx, mask, run, device)
+
+
+def _accumulate(teacher: nn.Module, student: nn.Module, idx: list[int], items: list, collate: Callable,
+                config: DistillConfig, queue: torch.Tensor | None, device: torch.device, need_layers: bool,
+                cache: TeacherCache | None = None) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """One step's loss and gradients (left in ``.grad``) with the batch in micro-batches; see
     ``DistillConfig.micro_batch_size``. Returns the loss (detached), its terms and the teacher's embeddings."""
     if all(isinstance(x, str) for x in items):
-        items = sorted(items, key=len)  # similar lengths share a micro-batch: less padding
+        order = sorted(range(len(items)), key=lambda r: len(items[r]))  # similar lengths share a micro-batch
+        idx, items = [idx[r] for r in order], [items[r] for r in order]
     m, n = config.micro_batch_size, len(items)
     chunks = [items[i:i + m] for i in range(0, n, m)]
     batches = [_to(collate(c), device) for c in chunks]
     w = config.losses
     coupled = {k: v for k, v in w.items() if k in BATCH_TERMS and v}
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16), torch.no_grad():
-        t_outs = [encoder_outputs(teacher, b, need_layers, config.pooling) for b in batches]
+    t_outs = [_teacher_outputs(teacher, idx[i:i + m], c, b, collate, config, device, need_layers, cache)
+              for i, c, b in zip(range(0, n, m), chunks, batches)]
     t_pooled = torch.cat([t["pooled"] for t in t_outs])  # (B, H)
     tokens = [float(t["mask"].float().sum()) for t in t_outs]
     parts: dict[str, float] = {}
@@ -199,6 +217,7 @@ def distill(
     callback: Callable[[int, nn.Module], dict | None] | None = None,
     callback_every: int = 0,
     keep_checkpoints: int = 2,
+    cache_teacher: bool | TeacherCache = False,
 ) -> DistillResult:
     """Train ``student`` (ternarized, see :func:`make_student`) to match the frozen ``teacher``.
 
@@ -210,6 +229,12 @@ def distill(
             complete one there is loaded and training continues from it.
         stop_after: stop (after checkpointing) once this many steps are done — to simulate an
             interruption, or to train in slices.
+        cache_teacher: keep the frozen teacher's outputs for each training item the first time it is in a
+            batch and reuse them afterwards, instead of running the teacher again (see
+            :class:`~ternlib.distill.cache.TeacherCache`: memory for speed; after the first epoch a step
+            skips the teacher). True makes a cache for this call; pass a ``TeacherCache`` to share one
+            between calls on the same data, teacher and config. The same training up to the rounding of
+            the stored states (float16).
         keep_checkpoints: keep the newest this many ``step_*`` checkpoints in ``output_dir`` and delete
             older ones once a newer one is complete (0: keep all). A MiniLM checkpoint (latent weights and
             AdamW moments) is about 270 MB.
@@ -265,6 +290,9 @@ def distill(
 
                 queue = load_file(str(ckpt / "queue.safetensors"))["queue"].to(device)
 
+    if not isinstance(cache_teacher, (bool, TeacherCache)):
+        raise TypeError(f"cache_teacher must be True, False or a TeacherCache, got {type(cache_teacher).__name__}")
+    cache = TeacherCache() if cache_teacher is True else cache_teacher if cache_teacher is not False else None
     end = config.steps if stop_after is None else min(config.steps, stop_after)
     start = time.perf_counter()
     bar = None
@@ -278,12 +306,12 @@ def distill(
         items = [data[i] for i in idx]
         opt.zero_grad(set_to_none=True)
         if config.micro_batch_size and config.micro_batch_size < len(items):
-            loss, parts, fresh = _accumulate(teacher, student, items, collate, config, queue, device, need_layers)
+            loss, parts, fresh = _accumulate(teacher, student, idx, items, collate, config, queue, device,
+                                             need_layers, cache)
         else:
             batch = _to(collate(items), device)
+            t_out = _teacher_outputs(teacher, idx, items, batch, collate, config, device, need_layers, cache)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                with torch.no_grad():
-                    t_out = encoder_outputs(teacher, batch, need_layers, config.pooling)
                 s_out = encoder_outputs(student, batch, need_layers, config.pooling)
             loss, parts = distill_loss(s_out, t_out, config.losses, queue)
             fresh = t_out["pooled"].detach().float()  # (B, H)

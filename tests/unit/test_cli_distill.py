@@ -107,6 +107,8 @@ def test_large_batch_cpu_recipe_is_the_gpu_recipe_in_micro_batches(tmp_path):
     assert {k: v for k, v in dc.to_dict().items() if k not in ("micro_batch_size", "steps")} == \
         {k: v for k, v in dg.to_dict().items() if k not in ("micro_batch_size", "steps")}
     out = tmp_path / "run"
-    assert main(["distill", "--recipe", "large-batch-cpu", "--micro-batch-size", "2", "--out", str(out), *TINY]) == 0
+    assert main(["distill", "--recipe", "large-batch-cpu", "--micro-batch-size", "2", "--cache-teacher",
+                 "--checkpoint-every", "1", "--keep-checkpoints", "1", "--out", str(out), *TINY]) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["distill_config"]["micro_batch_size"] == 2 and run["distill_config"]["batch_size"] == 4
+    assert len(list((out / "training").glob("step_*"))) == 1  # --keep-checkpoints 1

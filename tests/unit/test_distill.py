@@ -1,8 +1,10 @@
+import json
+
 import pytest
 import torch
 
 from ternlib import TernaryConfig, freeze_
-from ternlib.distill import DistillConfig, distill, distill_loss, latest_checkpoint, make_student
+from ternlib.distill import DistillConfig, TeacherCache, distill, distill_loss, latest_checkpoint, make_student
 from ternlib.distill.train import STATE_FILE, prune_checkpoints
 
 SENTENCES = [f"{a} {b} near the {c}." for a in ("The cat sleeps", "A dog runs", "Birds sing", "Rain falls", "She reads")
@@ -176,8 +178,8 @@ def test_micro_batches_give_the_whole_batch_gradient(minilm_fp, losses):
         loss.backward()
         whole = {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
         student.zero_grad(set_to_none=True)
-        mloss, mparts, fresh = _accumulate(minilm_fp, student, given, student.preprocess, cfg, queue,
-                                           torch.device("cpu"), layers)
+        mloss, mparts, fresh = _accumulate(minilm_fp, student, list(range(len(given))), given, student.preprocess,
+                                           cfg, queue, torch.device("cpu"), layers)
         micro = {n: p.grad for n, p in student.named_parameters() if p.grad is not None}
     finally:
         for m in (minilm_fp, student):
@@ -203,3 +205,66 @@ def test_micro_batched_run_trains_and_resumes_from_a_whole_batch_checkpoint(mini
     assert trace[-1] < trace[0]
     with pytest.raises(ValueError, match="micro_batch_size"):
         DistillConfig(micro_batch_size=-1)
+
+
+def test_teacher_cache_assembles_a_batch_from_items_cached_in_other_batches(minilm_fp):
+    from ternlib.distill.losses import encoder_outputs
+
+    items = ["A short one.", "A much longer sentence about the old house near the river.", "Rain.",
+             "Birds sing every morning in winter near the market.", "She reads again.", "The dog runs."]
+    batch = minilm_fp.preprocess(items)
+    want = encoder_outputs(minilm_fp, batch)
+    cache, calls = TeacherCache(), []
+
+    def lookup(idx, mask):
+        def compute(rows):  # the teacher on the rows (positions in idx) not cached yet
+            calls.append([idx[r] for r in rows])
+            return encoder_outputs(minilm_fp, minilm_fp.preprocess([items[idx[r]] for r in rows]))
+        return cache.lookup(idx, mask, compute)
+
+    with torch.no_grad():
+        first = lookup([0, 2, 4], minilm_fp.preprocess(items[0:5:2])["attention_mask"])
+        got = lookup(list(range(6)), batch["attention_mask"])  # padded to another length
+    assert first["hidden"].shape[1] < got["hidden"].shape[1] and calls == [[0, 2, 4], [1, 3, 5]]
+    assert (cache.hits, cache.misses, len(cache)) == (3, 6, 6)
+    valid = batch["attention_mask"].bool()
+    torch.testing.assert_close(got["hidden"][valid], want["hidden"][valid], atol=5e-3, rtol=2e-3)  # float16 store
+    assert float(got["hidden"][~valid].abs().max()) == 0.0
+    torch.testing.assert_close(got["pooled"], want["pooled"], atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # all cached now: the teacher does not run
+        again = lookup([5, 1], batch["attention_mask"][[5, 1]])
+    assert len(calls) == 2 and cache.nbytes > 0
+    torch.testing.assert_close(again["pooled"], got["pooled"][[5, 1]])
+    with pytest.raises(RuntimeError, match="tokens cached"):  # an item's tokens must match its cached states
+        lookup([1, 5], batch["attention_mask"][[5, 1]])
+
+
+@pytest.mark.parametrize("micro", [0, 3])
+def test_cached_teacher_trains_like_the_teacher(minilm_fp, micro):
+    data = SENTENCES[:8]  # two steps an epoch: steps 3-6 are all cached
+    losses = {"hidden_mse": 1.0, "pooled_cos": 1.0, "relational": 1.0, "contrastive": 0.3}
+    cfg = _cfg(batch_size=4, micro_batch_size=micro, losses=losses)
+    plain = distill(minilm_fp, make_student(minilm_fp), data, cfg, progress=False)
+    cache = TeacherCache()
+    cached = distill(minilm_fp, make_student(minilm_fp), data, cfg, progress=False, cache_teacher=cache)
+    assert (cache.hits, cache.misses) == (16, 8)
+    trace = [[h["loss"] for h in r.history if "loss" in h] for r in (plain, cached)]
+    assert trace[0][:2] == trace[1][:2]  # the first epoch runs the teacher: identical
+    assert trace[1] == pytest.approx(trace[0], rel=2e-3)
+    with pytest.raises(TypeError, match="cache_teacher"):
+        distill(minilm_fp, make_student(minilm_fp), data, cfg, progress=False, cache_teacher="yes")
+
+
+def test_teacher_cache_experiment_measures_both_runs(tmp_path):
+    from experiments import teacher_cache
+
+    out = tmp_path / "tc.json"
+    assert teacher_cache.main(["--recipe", "paper", "--sentences", "64", "--steps", "3", "--repeats", "1",
+                               "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    runs = res["runs"]
+    assert len(runs["teacher"][0]["seconds per step"]) == len(runs["cache"][0]["seconds per step"]) == 3
+    assert (runs["cache"][0]["hits"], runs["cache"][0]["misses"]) == (32, 64)  # steps per epoch: 2 of 32
+    assert res["largest relative loss difference"] < 1e-3 and res["speed-up, later epochs"] > 0
+    with pytest.raises(SystemExit, match="second epoch"):
+        teacher_cache.main(["--recipe", "paper", "--sentences", "64", "--steps", "2"])
