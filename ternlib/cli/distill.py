@@ -38,7 +38,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in OUT/training")
     p.add_argument("--cache-teacher", action="store_true",
                    help="keep the frozen teacher's outputs for each sentence in memory the first time it is in a "
-                   "batch and reuse them (no teacher pass after the first epoch; ~0.8 GB for Brown with MiniLM)")
+                   "batch and reuse them (no teacher pass after the first epoch; ~0.85 GB for Brown with MiniLM)")
     p.add_argument("--keep-checkpoints", type=int, default=2, metavar="N",
                    help="keep the newest N checkpoints in OUT/training, about 270 MB each for MiniLM (0: all; "
                    "default 2)")

@@ -8,7 +8,7 @@ assembled from memory instead of running the teacher. Only the items a batch has
 go through the teacher, as a sub-batch.
 
 Memory: about ``tokens x hidden x 2`` bytes per item (x (layers + 2) with ``layer_mse``): the
-38,532 Brown training sentences at MiniLM's width take about 0.8 GB.
+38,532 Brown training sentences at MiniLM's width take about 0.85 GB (``experiments/teacher_cache.py``).
 """
 from __future__ import annotations
 
@@ -40,6 +40,17 @@ class TeacherCache:
         self.dtype = dtype
         self.store: dict[int, dict[str, object]] = {}
         self.hits = self.misses = 0
+        self.key: tuple | None = None
+
+    def bind(self, key: tuple) -> None:
+        """Tie the cache to what its outputs depend on (teacher, data, sequence length, ...): the first
+        ``key`` is kept, and a different one later is refused, so a cache shared between calls never
+        serves outputs of another teacher or text."""
+        if self.key is None:
+            self.key = key
+        elif key != self.key:
+            raise ValueError(f"this TeacherCache holds outputs for {self.key}, not {key}: "
+                             "use a new TeacherCache for another teacher, data or config")
 
     def __len__(self) -> int:
         return len(self.store)

@@ -293,6 +293,9 @@ def distill(
     if not isinstance(cache_teacher, (bool, TeacherCache)):
         raise TypeError(f"cache_teacher must be True, False or a TeacherCache, got {type(cache_teacher).__name__}")
     cache = TeacherCache() if cache_teacher is True else cache_teacher if cache_teacher is not False else None
+    if cache is not None:  # what the teacher's outputs depend on
+        cache.bind(("teacher", id(teacher), "items", len(data), "max_seq_length", config.max_seq_length,
+                    "pooling", config.pooling, "bf16", config.bf16, "layers", need_layers))
     end = config.steps if stop_after is None else min(config.steps, stop_after)
     start = time.perf_counter()
     bar = None

@@ -251,6 +251,9 @@ def test_cached_teacher_trains_like_the_teacher(minilm_fp, micro):
     trace = [[h["loss"] for h in r.history if "loss" in h] for r in (plain, cached)]
     assert trace[0][:2] == trace[1][:2]  # the first epoch runs the teacher: identical
     assert trace[1] == pytest.approx(trace[0], rel=2e-3)
+    with pytest.raises(ValueError, match="new TeacherCache"):  # the cache holds 16-token states of this teacher
+        distill(minilm_fp, make_student(minilm_fp), data, _cfg(batch_size=4, max_seq_length=8), progress=False,
+                cache_teacher=cache)
     with pytest.raises(TypeError, match="cache_teacher"):
         distill(minilm_fp, make_student(minilm_fp), data, cfg, progress=False, cache_teacher="yes")
 
