@@ -102,6 +102,7 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
     b_best, b_large, b_gptq, b_queue, b_cpu_large = (_boot(r, fp32) for r in (best, large, gptq, queue, cpu_large))
     q_run, c_run = _load(t / "queue_kl" / "run.json"), _load(t / "large_batch_cpu" / "run.json")
     b_cpu_seed1 = _boot(_load(t / "large_batch_cpu" / "seed1" / "eval.json"), fp32)
+    b_cpu_seed2 = _boot(_load(t / "large_batch_cpu" / "seed2" / "eval.json"), fp32)
     q_minutes = f"{q_run['training_seconds'] / 60:.0f} min" if q_run else "about an hour"
     c_minutes = f"{c_run['training_seconds'] / 60:.0f} min" if c_run else "about an hour"
     cs = _load(t / "corpus_size.json")
@@ -118,6 +119,8 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
         return s["retention"] if s else None
 
     seed1 = f"; seed 1 keeps {val(retr(b_cpu_seed1)):.3f}" if b_cpu_seed1 else ""
+    if b_cpu_seed2:
+        seed1 += f", seed 2 (teacher cache) {val(retr(b_cpu_seed2)):.3f}"
 
     if large and large_a8 and fp32:  # point estimates (chapter 4 prints them; intervals where items were kept)
         from ternlib.evaluation import headline_retention

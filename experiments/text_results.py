@@ -25,7 +25,8 @@ MODELS = [("FP32 teacher", "fp32.json"), ("ternary, round-to-nearest (no trainin
           ("ternary, large-batch recipe, int8 activations", "large_batch/eval_a8.json"),
           ("ternary, queue-KL recipe (CPU, 2 cores)", "queue_kl/eval.json"),
           ("ternary, large-batch recipe on the CPU (2 cores)", "large_batch_cpu/eval.json"),
-          ("ternary, large-batch recipe on the CPU, seed 1", "large_batch_cpu/seed1/eval.json")]
+          ("ternary, large-batch recipe on the CPU, seed 1", "large_batch_cpu/seed1/eval.json"),
+          ("ternary, large-batch recipe on the CPU, seed 2 (teacher cache)", "large_batch_cpu/seed2/eval.json")]
 
 
 def main() -> int:
