@@ -8,7 +8,8 @@
 #   make results-gpu the large-batch recipe (chapters 2-4): distill on a CUDA GPU, evaluate on the CPU
 #   make results-queue the CPU retrieval recipe (chapters 2-3): probes, then an hour of distillation on 2 cores
 #   make results-cpu-large the large-batch recipe on the CPU (chapters 2-3): batches of 256 in micro-batches, an hour
-#   make results-cpu-large-seed1 results-cpu-large-seed2 its replicate with seed 1 (another hour)
+#   make results-cpu-large-seed1 its replicate with seed 1 (another hour)
+#   make results-cpu-large-seed2 a third seed, trained with the teacher cache (another hour)
 #   make image       the image experiment of chapter 5 from scratch (~18 min on 2 CPU cores)
 #   make bench       the CPU benchmark behind chapter 4 (a few minutes; run it on a quiet machine)
 #   make bench-onnx  the large-batch-cpu checkpoint exported to ONNX Runtime: speed and quality (~11 min)

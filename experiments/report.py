@@ -118,9 +118,9 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
     def val(s):
         return s["retention"] if s else None
 
-    seed1 = f"; seed 1 keeps {val(retr(b_cpu_seed1)):.3f}" if b_cpu_seed1 else ""
+    replicates = f"; seed 1 keeps {val(retr(b_cpu_seed1)):.3f}" if b_cpu_seed1 else ""
     if b_cpu_seed2:
-        seed1 += f", seed 2 (teacher cache) {val(retr(b_cpu_seed2)):.3f}"
+        replicates += f", seed 2 (teacher cache) {val(retr(b_cpu_seed2)):.3f}"
 
     if large and large_a8 and fp32:  # point estimates (chapter 4 prints them; intervals where items were kept)
         from ternlib.evaluation import headline_retention
@@ -170,7 +170,7 @@ def _text_rows(art: Path) -> list[dict[str, Any]]:
         {"key": "text-retrieval-cpu-large", "group": "text quality",
          "measure": "retrieval retention (nDCG@10), large-batch-cpu recipe (CPU, 2 cores)",
          "ours": _ci_cell(retr(b_cpu_large)), "paper": _none(),
-         "note": f"the large-batch recipe's batches of 256 in micro-batches of 32, 540 steps ({c_minutes}){seed1}",
+         "note": f"the large-batch recipe's batches of 256 in micro-batches of 32, 540 steps ({c_minutes}){replicates}",
          "plot": [{"label": "text: retrieval retention, CPU large batch", "kind": "quality",
                    "ours": val(retr(b_cpu_large)), "paper": None}]},
         {"key": "text-a8-large", "group": "text quality",

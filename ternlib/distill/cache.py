@@ -72,17 +72,8 @@ class TeacherCache:
         ``compute(rows)`` runs the teacher on the batch rows ``rows`` (positions in ``idx``) and returns
         their outputs; it is called once, for the rows not cached yet (not at all when every row is).
         """
-        if mask is None:  # inputs without an attention mask (images): every row has all its tokens
-            if any(i not in self.store for i in idx):
-                self.misses += len(idx)
-                fresh = compute(list(range(len(idx))))
-                for j, i in enumerate(idx):
-                    self.store[i] = self._item(fresh, j, fresh["mask"][j].bool())
-                return fresh
-            mask = torch.ones(len(idx), self.store[idx[0]]["hidden"].shape[0], device=device)
-        if len(idx) != mask.shape[0]:
+        if mask is not None and len(idx) != mask.shape[0]:
             raise ValueError(f"{len(idx)} item indices for a batch of {mask.shape[0]} rows")
-        valid = mask.bool()  # (B, T)
         missing = [r for r, i in enumerate(idx) if i not in self.store]
         self.misses += len(missing)
         self.hits += len(idx) - len(missing)
@@ -90,13 +81,12 @@ class TeacherCache:
             fresh = compute(missing)
             fmask = fresh["mask"].bool()  # (M, T'): the sub-batch may be padded to another length
             for j, r in enumerate(missing):
-                if int(fmask[j].sum()) != int(valid[r].sum()):
-                    raise RuntimeError(f"item {idx[r]}: the teacher saw {int(fmask[j].sum())} tokens, the batch "
-                                       f"has {int(valid[r].sum())}; cache only data whose batches tokenize alike")
                 self.store[idx[r]] = self._item(fresh, j, fmask[j])
             if len(missing) == len(idx):
                 return fresh  # the whole batch was new: the teacher's own outputs, nothing to assemble
-        return self._assemble(idx, mask, valid)
+        if mask is None:  # no attention mask (images): every row has all its tokens, as many as a cached item
+            mask = torch.ones(len(idx), self.store[idx[0]]["hidden"].shape[0], device=device)
+        return self._assemble(idx, mask)
 
     def _item(self, out: dict[str, torch.Tensor], j: int, valid: torch.Tensor) -> dict[str, object]:
         item: dict[str, object] = {"hidden": out["hidden"][j][valid].to(self.dtype).cpu(),  # (L, H)
@@ -105,11 +95,12 @@ class TeacherCache:
             item["layers"] = tuple(h[j][valid].to(self.dtype).cpu() for h in out["layers"])
         return item
 
-    def _assemble(self, idx: list[int], mask: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _assemble(self, idx: list[int], mask: torch.Tensor) -> dict[str, torch.Tensor]:
         first = self.store[idx[0]]
         b, t = mask.shape
         h = first["hidden"].shape[-1]
         dev = mask.device
+        valid = mask.bool()  # (B, T)
         n_valid = valid.sum(1).tolist()
 
         def tokens(get) -> torch.Tensor:  # (B, T, H), zeros at padding

@@ -249,6 +249,8 @@ def distill(
     config = config or DistillConfig()
     if isinstance(keep_checkpoints, bool) or not isinstance(keep_checkpoints, int) or keep_checkpoints < 0:
         raise ValueError(f"keep_checkpoints must be an int >= 0 (0: keep all), got {keep_checkpoints!r}")
+    if not isinstance(cache_teacher, (bool, TeacherCache)):
+        raise TypeError(f"cache_teacher must be True, False or a TeacherCache, got {type(cache_teacher).__name__}")
     if len(data) < config.batch_size:
         raise ValueError(f"need at least batch_size={config.batch_size} training items, got {len(data)}")
     layers = list(ternary_modules(student))
@@ -290,9 +292,7 @@ def distill(
 
                 queue = load_file(str(ckpt / "queue.safetensors"))["queue"].to(device)
 
-    if not isinstance(cache_teacher, (bool, TeacherCache)):
-        raise TypeError(f"cache_teacher must be True, False or a TeacherCache, got {type(cache_teacher).__name__}")
-    cache = TeacherCache() if cache_teacher is True else cache_teacher if cache_teacher is not False else None
+    cache = TeacherCache() if cache_teacher is True else None if cache_teacher is False else cache_teacher
     if cache is not None:  # what the teacher's outputs depend on
         cache.bind(("teacher", id(teacher), "items", len(data), "max_seq_length", config.max_seq_length,
                     "pooling", config.pooling, "bf16", config.bf16, "layers", need_layers))

@@ -239,6 +239,26 @@ def test_teacher_cache_assembles_a_batch_from_items_cached_in_other_batches(mini
         lookup([1, 5], batch["attention_mask"][[5, 1]])
 
 
+def test_teacher_cache_without_an_attention_mask_runs_the_teacher_on_new_rows_only():
+    calls = []
+
+    def lookup(idx):  # images: no attention mask, every row has all of its 5 tokens
+        def compute(rows):
+            calls.append([idx[r] for r in rows])
+            x = torch.tensor([float(idx[r]) for r in rows])
+            return {"hidden": x[:, None, None].expand(-1, 5, 3).clone(), "mask": torch.ones(len(rows), 5),
+                    "pooled": x[:, None].expand(-1, 3).clone()}
+        return cache.lookup(idx, None, compute)
+
+    cache = TeacherCache()
+    lookup([1, 2])
+    out = lookup([2, 3, 1])
+    assert calls == [[1, 2], [3]] and (cache.hits, cache.misses) == (2, 3)
+    assert out["hidden"].shape == (3, 5, 3) and out["mask"].shape == (3, 5)
+    assert out["hidden"][:, :, 0].tolist() == [[2.0] * 5, [3.0] * 5, [1.0] * 5]
+    assert out["pooled"][:, 0].tolist() == [2.0, 3.0, 1.0]
+
+
 @pytest.mark.parametrize("micro", [0, 3])
 def test_cached_teacher_trains_like_the_teacher(minilm_fp, micro):
     data = SENTENCES[:8]  # two steps an epoch: steps 3-6 are all cached
