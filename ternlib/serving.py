@@ -123,8 +123,92 @@ def _fused_qkv(q: nn.Module, k: nn.Module, v: nn.Module) -> Callable[[torch.Tens
     return lambda x: torch.cat([q(x), k(x), v(x)], dim=-1)
 
 
+# Below this many tokens a sequence's attention on the CPU (float32) is two batched matmuls and a softmax, above it
+# PyTorch's fused kernel: at MiniLM's 12 heads of 32, batch 64, the matmuls took 0.57x SDPA's time at 40 tokens and
+# 0.5x at 16, the same at 64, 1.4x at 128 (experiments/attention_crossover.py prints the comparison on any machine).
+MATMUL_ATTENTION_MAX_TOKENS = 48
+ATTENTION_GROUP = 16  # sequences per attention call in a padded batch (see _Tokens)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Softmax attention ``softmax(q k^T / sqrt(D) + bias) v``: (B, H, T, D) x3 and an additive (B, 1, 1, T) mask
+    (0 for keys that take part, -inf for padding) or None -> (B, H, T, D).
+
+    Short float32 sequences on the CPU take the two-matmul form (:data:`MATMUL_ATTENTION_MAX_TOKENS`),
+    everything else ``F.scaled_dot_product_attention``; both compute the same function.
+
+    Example:
+        >>> q = k = v = torch.randn(2, 4, 5, 8)
+        >>> torch.allclose(attention(q, k, v, None), F.scaled_dot_product_attention(q, k, v), atol=1e-6)
+        True
+    """
+    if q.device.type == "cpu" and q.dtype == torch.float32 and q.shape[-2] <= MATMUL_ATTENTION_MAX_TOKENS:
+        s = torch.matmul(q, k.transpose(-1, -2)).mul_(q.shape[-1] ** -0.5)  # (B, H, T, T)
+        if bias is not None:
+            s.add_(bias)
+        return torch.matmul(s.softmax(-1), v)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+
+class _Tokens:
+    """Where a padded batch's real tokens sit: the lean forward runs its row-wise layers (linear layers, GELU, layer
+    norms) on the real tokens only, ``(N, C)`` rows, and lays them out as padded sequences for attention alone.
+
+    A length-sorted batch of 64 sentences is still about 30% padding (the benchmark's 512 sentences), work
+    that every row-wise layer would otherwise do and throw away. Attention runs on groups of
+    :data:`ATTENTION_GROUP` sequences of similar length, each padded only to its own longest, since
+    its cost grows with the square of the padded length. Each real token's values are the padded
+    forward's: rows are computed on their own (int8 activations are quantized per token) and padded
+    keys take no part in attention.
+    """
+
+    def __init__(self, mask: torch.Tensor, dtype: torch.dtype):  # mask (B, T), 1 for real tokens
+        self.b, self.t = mask.shape
+        self.keep: torch.Tensor | None = None  # (N,) flat indices (b * T + t) of the real tokens; None: no padding
+        self.groups: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        if bool(mask.all()):
+            return
+        mask = mask.bool()
+        self.keep = mask.reshape(-1).nonzero().squeeze(1)
+        lens = mask.sum(1)  # (B,)
+        first = torch.cumsum(lens, 0) - lens  # (B,) the row of each sequence's first token
+        for seqs in torch.argsort(lens, descending=True, stable=True).split(ATTENTION_GROUP):
+            n, t = lens[seqs], int(lens[seqs].max())
+            pos = torch.arange(t, device=mask.device)
+            real = pos[None, :] < n[:, None]  # (S, t)
+            rows = first[seqs, None] + torch.where(real, pos[None, :], 0)  # (S, t): padding reads a real row
+            bias = torch.zeros(len(seqs), 1, 1, t, dtype=dtype, device=mask.device).masked_fill_(
+                ~real[:, None, None, :], float("-inf"))  # (S, 1, 1, t): padded keys take no part
+            at = real.reshape(-1).nonzero().squeeze(1)  # the group's real positions ...
+            self.groups.append((rows.reshape(-1), bias, at, rows.reshape(-1)[at]))  # ... and their rows
+
+    def rows(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (N, C)
+        h = h.reshape(self.b * self.t, h.shape[-1])
+        return h if self.keep is None else h.index_select(0, self.keep)
+
+    def padded(self, x: torch.Tensor) -> torch.Tensor:  # (N, C) -> (B, T, C), zeros at padding
+        if self.keep is not None:
+            x = x.new_zeros(self.b * self.t, x.shape[-1]).index_copy_(0, self.keep, x)
+        return x.view(self.b, self.t, x.shape[-1])
+
+    def attend(self, qkv: torch.Tensor, heads: int) -> torch.Tensor:  # (N, 3C) -> (N, C)
+        """Multi-head attention of each sequence's real tokens, from their fused query, key and value rows."""
+        c = qkv.shape[-1] // 3
+        if self.keep is None:
+            q, k, v = qkv.view(self.b, self.t, 3, heads, c // heads).permute(2, 0, 3, 1, 4)  # (B, H, T, D) each
+            return attention(q, k, v, None).transpose(1, 2).reshape(-1, c)
+        out = qkv.new_empty(qkv.shape[0], c)
+        for rows, bias, at, dest in self.groups:
+            s, t = bias.shape[0], bias.shape[-1]
+            q, k, v = qkv.index_select(0, rows).view(s, t, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+            a = attention(q, k, v, bias).transpose(1, 2).reshape(s * t, c)  # (S * t, C)
+            out.index_copy_(0, dest, a.index_select(0, at))
+        return out
+
+
 class _BertLayer:
-    """One BERT encoder layer (post-norm) as a function of the hidden states, over the layer's own modules."""
+    """One BERT encoder layer (post-norm) as a function of the real tokens' hidden states, over the layer's own
+    modules."""
 
     def __init__(self, layer: nn.Module, heads: int, act: Callable[[torch.Tensor], torch.Tensor]):
         att = layer.attention
@@ -133,13 +217,11 @@ class _BertLayer:
         self.up, self.down, self.ln2 = layer.intermediate.dense, layer.output.dense, layer.output.LayerNorm
         self.heads, self.act = heads, act
 
-    def __call__(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
-        b, t, c = h.shape
-        qkv = self.qkv(h).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)  # (3, B, H, T, D)
-        a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)  # (B, H, T, D)
-        a = a.transpose(1, 2).reshape(b, t, c)  # (B, T, C)
-        h = F.layer_norm(self.out(a) + h, (c,), self.ln1.weight, self.ln1.bias, self.ln1.eps)
-        return F.layer_norm(self.down(self.act(self.up(h))) + h, (c,), self.ln2.weight, self.ln2.bias, self.ln2.eps)
+    def __call__(self, x: torch.Tensor, tok: _Tokens) -> torch.Tensor:  # (N, C) real tokens -> (N, C)
+        c = x.shape[-1]
+        a = tok.attend(self.qkv(x), self.heads)  # (N, C)
+        x = F.layer_norm(self.out(a) + x, (c,), self.ln1.weight, self.ln1.bias, self.ln1.eps)
+        return F.layer_norm(self.down(self.act(self.up(x))) + x, (c,), self.ln2.weight, self.ln2.bias, self.ln2.eps)
 
 
 def _bert_plan(hf: nn.Module | None) -> tuple[nn.Module, list[_BertLayer]] | None:
@@ -165,10 +247,11 @@ class LeanEncoder(BatchEncoder):
 
     For a BERT-family transformer (BERT, MiniLM, and their ternary copies) the forward pass runs
     the model's own modules without Hugging Face's per-layer Python: query, key and value fused into
-    one linear layer (for frozen ternary layers: their packed codes stacked, exact), one
-    ``scaled_dot_product_attention`` call (no mask when nothing is padded) and functional layer
-    norms. Other architectures run the transformer module as it is. The modules after the
-    transformer (pooling, normalization, dense) run as they are.
+    one linear layer (for frozen ternary layers: their packed codes stacked, exact), one attention call
+    (:func:`attention`; no mask when nothing is padded) and functional layer norms, and the row-wise
+    layers skip the padding of a padded batch (they run on its real tokens only; padded positions of
+    :meth:`token_embeddings` hold zeros). Other architectures run the transformer module as it is.
+    The modules after the transformer (pooling, normalization, dense) run as they are.
 
     The model is put in eval mode once, here; the encoder holds the model, so later changes to
     its weights are seen, but fused query/key/value weights are copies taken here: build a new
@@ -205,12 +288,12 @@ class LeanEncoder(BatchEncoder):
             raise RuntimeError(f"no lean forward for this model (architecture {self.architecture!r}): "
                                "call encode, which runs its modules")
         embeddings, layers = self.plan
-        ids, att = feats["input_ids"], feats["attention_mask"]
-        h = embeddings(input_ids=ids, token_type_ids=feats.get("token_type_ids"))  # (B, T, C)
-        mask = None if bool(att.all()) else att[:, None, None, :].bool()  # (B, 1, 1, T): keys that take part
+        h = embeddings(input_ids=feats["input_ids"], token_type_ids=feats.get("token_type_ids"))  # (B, T, C)
+        tok = _Tokens(feats["attention_mask"], h.dtype)
+        x = tok.rows(h)  # (N, C): the real tokens, padding left out
         for layer in layers:
-            h = layer(h, mask)
-        return h
+            x = layer(x, tok)
+        return tok.padded(x)
 
     @torch.inference_mode()
     def embed(self, texts: list[str]) -> torch.Tensor:  # (B, d)

@@ -41,6 +41,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--record", action="store_true",
                    help="record the scores in the checkpoint (--model's quality.json), so that ternlib.load picks "
                    "int8 activations by default where they score within 0.5 points of float activations")
+    p.add_argument("--lean", action="store_true",
+                   help="encode through ternlib.LeanEncoder, the serving path the benchmark times (lean forward, "
+                   "padding skipped), instead of the model's own encode")
     add_ternary_options(p, exclude=("activations",))
     g = p.add_argument_group("integer-weight baselines (ternlib.intquant: simulated, every Linear but task heads)")
     g.add_argument("--int-bits", type=int, choices=range(2, 9), metavar="{2..8}",
@@ -80,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import record_quality
     from ..evaluation import BOOK_SIZES, evaluate, load_results, results_table, save_results
     from ..quantize import freeze_, quantize_, ternary_modules
+    from ..serving import LeanEncoder
 
     model = load_any(args.model, args.activations)
     rtn = ternary_config(args, activations=args.activations) if args.round_to_nearest else None
@@ -91,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     if args.record and args.dtype != "float32":
         raise SystemExit("ternlib eval: --record stores the float32 model's scores (what ternlib.load returns); "
                          "evaluate a --dtype bfloat16 model without --record")
+    if args.lean and args.record:
+        raise SystemExit("ternlib eval: --record stores the model's own encode scores; evaluate --lean without it")
     if rtn is not None:
         freeze_(quantize_(model, rtn))
     int_quant = int_baseline(model, args) if args.int_bits else None
@@ -101,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     preset = "fast" if args.fast else args.preset
     sizes = BOOK_SIZES if preset == "book" else None
-    results = evaluate(model, tasks=args.tasks, fast=preset == "fast", sizes=sizes, batch_size=args.batch_size,
+    encoder = LeanEncoder(model) if args.lean else model
+    results = evaluate(encoder, tasks=args.tasks, fast=preset == "fast", sizes=sizes, batch_size=args.batch_size,
                        seed=args.seed)
     results["preset"] = preset
     results["model"] = args.model or "sentence-transformers/all-MiniLM-L6-v2"
@@ -109,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     layers = list(ternary_modules(model))
     results["activations"] = layers[0][1].config.activations if layers else None  # what the ternary layers ran at
     results["dtype"] = args.dtype
+    results["encoder"] = "LeanEncoder" if args.lean else "model.encode"
     if int_quant is not None:
         results["int_quant"] = int_quant
     results["total_seconds"] = round(time.perf_counter() - t0, 1)

@@ -44,6 +44,15 @@ def test_distill_resume_and_eval_commands(tmp_path, capsys):
     r16, r32 = json.loads(res16.read_text()), json.loads(res.read_text())
     assert r16["dtype"] == "bfloat16" and r32["dtype"] == "float32"
     assert abs(r16["tasks"]["lee-sts"]["main"] - r32["tasks"]["lee-sts"]["main"]) < 0.05
+    # --lean: the same model through LeanEncoder (the benchmark's serving path); float activations: the same scores
+    lean = tmp_path / "eval_lean.json"
+    assert main(["eval", "--model", str(out / "model"), "--fast", "--tasks", "lee-sts", "--threads", "1",
+                 "--lean", "--out", str(lean)]) == 0
+    rl = json.loads(lean.read_text())
+    assert rl["encoder"] == "LeanEncoder" and r32["encoder"] == "model.encode"
+    assert abs(rl["tasks"]["lee-sts"]["main"] - r32["tasks"]["lee-sts"]["main"]) < 1e-4
+    with pytest.raises(SystemExit, match="evaluate --lean without it"):
+        main(["eval", "--model", str(out / "model"), "--fast", "--tasks", "lee-sts", "--lean", "--record"])
     with pytest.raises(SystemExit, match="--record stores the float32 model's scores"):
         main(["eval", "--model", str(out / "model"), "--fast", "--tasks", "lee-sts", "--dtype", "bfloat16", "--record"])
     # --record: the scores at each activation precision go into the checkpoint, which load then reads

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ternlib import LeanEncoder, TernaryConfig, TernaryLinear, freeze_, quantize_
-from ternlib.serving import _fused_qkv
+from ternlib.serving import ATTENTION_GROUP, MATMUL_ATTENTION_MAX_TOKENS, _fused_qkv, attention
 
 TEXTS = ["a query", "and a much longer document, with commas and more words than the others", "x", "two words"]
 
@@ -28,6 +28,40 @@ def test_lean_forward_of_a_ternary_model_is_the_models(minilm, activations):
     got = LeanEncoder(model).encode(TEXTS, batch_size=2)
     ref = _st_encode(model, TEXTS, batch_size=2)
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)  # measured: equal bit for bit on this CPU
+
+
+# sentences of many lengths, one longer than MATMUL_ATTENTION_MAX_TOKENS, more than ATTENTION_GROUP in a batch
+MIXED = [" ".join(["word"] * n) + "." for n in (1, 3, 7, 2, 60, 11, 5, 19, 4, 8, 30, 6, 9, 2, 13, 17, 3, 25, 1, 40)]
+
+
+@pytest.mark.parametrize("t", [7, MATMUL_ATTENTION_MAX_TOKENS + 9])  # the two-matmul form and the fused kernel
+def test_attention_is_sdpa_with_padded_keys_masked(t):
+    q, k, v = torch.randn(3, 2, t, 3, 4).unbind(3)  # (B, H, T, D) each
+    keep = torch.arange(t)[None, :] < torch.tensor([t, 1, t - 3])[:, None]  # (B, T)
+    bias = torch.zeros(3, 1, 1, t).masked_fill_(~keep[:, None, None, :], float("-inf"))
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
+    torch.testing.assert_close(attention(q, k, v, bias), ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(attention(q, k, v, None), torch.nn.functional.scaled_dot_product_attention(q, k, v),
+                               atol=1e-6, rtol=0)
+
+
+def test_lean_forward_skips_padding_and_groups_sequences_for_attention(minilm_fp):
+    """Batches longer than ATTENTION_GROUP, lengths from 3 to 60+ tokens: the lean forward's real tokens are
+    Hugging Face's last hidden states, its padded positions zeros, its embeddings the model's."""
+    from ternlib.serving import features
+
+    assert len(MIXED) > ATTENTION_GROUP
+    enc = LeanEncoder(minilm_fp)
+    feats = features(minilm_fp, MIXED)
+    assert feats["input_ids"].shape[1] > MATMUL_ATTENTION_MAX_TOKENS
+    with torch.inference_mode():
+        got = enc.token_embeddings(feats)  # (B, T, C)
+        ref = minilm_fp[0].auto_model(**feats).last_hidden_state
+    real = feats["attention_mask"].bool()
+    torch.testing.assert_close(got[real], ref[real], atol=2e-5, rtol=0)
+    assert torch.equal(got[~real], torch.zeros_like(got[~real]))
+    torch.testing.assert_close(enc.encode(MIXED, batch_size=32), _st_encode(minilm_fp, MIXED, batch_size=32),
+                               atol=1e-5, rtol=0)
 
 
 def test_modules_path_and_a_fallback_architecture(minilm):
