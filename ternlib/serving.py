@@ -8,7 +8,8 @@ query at a time pays all of it. Two encoders here pay only the tokenizer and the
 
 - :class:`LeanEncoder` runs a SentenceTransformer with PyTorch. For a BERT-family encoder it runs
   its own forward pass over the model's own layers (query, key and value fused into one linear
-  layer, one attention call, two layer norms a layer); any other architecture runs its modules.
+  layer, one attention call, two layer norms a layer; a padded batch's padding skipped by every
+  layer but attention); any other architecture runs its modules.
   Ternary layers run their kernels as usual, so the embeddings are the model's.
 - :class:`OrtEncoder` runs the same model exported to ONNX (:func:`export_onnx`) by ONNX Runtime.
 
@@ -162,13 +163,18 @@ class _Tokens:
     keys take no part in attention.
     """
 
-    def __init__(self, mask: torch.Tensor, dtype: torch.dtype):  # mask (B, T), 1 for real tokens
+    def __init__(self, mask: torch.Tensor, dtype: torch.dtype, skip_padding: bool = True):  # mask (B, T): 1 = real
         self.b, self.t = mask.shape
-        self.keep: torch.Tensor | None = None  # (N,) flat indices (b * T + t) of the real tokens; None: no padding
+        self.keep: torch.Tensor | None = None  # (N,) flat indices (b * T + t) of the real tokens; None: every token
+        self.bias: torch.Tensor | None = None  # (B, 1, 1, T) padded keys' mask when the padding is kept
         self.groups: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         if bool(mask.all()):
             return
         mask = mask.bool()
+        if not skip_padding:  # every row computed, padded ones too; one attention call for the whole batch
+            self.bias = torch.zeros(self.b, 1, 1, self.t, dtype=dtype, device=mask.device).masked_fill_(
+                ~mask[:, None, None, :], float("-inf"))
+            return
         self.keep = mask.reshape(-1).nonzero().squeeze(1)
         lens = mask.sum(1)  # (B,)
         first = torch.cumsum(lens, 0) - lens  # (B,) the row of each sequence's first token
@@ -196,7 +202,7 @@ class _Tokens:
         c = qkv.shape[-1] // 3
         if self.keep is None:
             q, k, v = qkv.view(self.b, self.t, 3, heads, c // heads).permute(2, 0, 3, 1, 4)  # (B, H, T, D) each
-            return attention(q, k, v, None).transpose(1, 2).reshape(-1, c)
+            return attention(q, k, v, self.bias).transpose(1, 2).reshape(-1, c)
         out = qkv.new_empty(qkv.shape[0], c)
         for rows, bias, at, dest in self.groups:
             s, t = bias.shape[0], bias.shape[-1]
@@ -260,6 +266,8 @@ class LeanEncoder(BatchEncoder):
     Args:
         model: a SentenceTransformer (FP32, bf16 or with ternary layers), on the CPU or a GPU.
         lean: False runs every module as it is (only ``encode``'s bookkeeping is skipped).
+        skip_padding: False makes the lean forward compute every padded token too, as the model's own
+            forward does (one attention call a batch): slower, for comparison.
 
     Example:
         >>> import torch
@@ -270,12 +278,13 @@ class LeanEncoder(BatchEncoder):
         True
     """
 
-    def __init__(self, model: nn.Module, lean: bool = True):
+    def __init__(self, model: nn.Module, lean: bool = True, skip_padding: bool = True):
         if not (isinstance(model, nn.Sequential) and hasattr(model, "encode") and len(model)):
             raise TypeError(f"LeanEncoder wraps a SentenceTransformer, got {type(model).__name__}")
         self.model = model.eval()
         self.plan = _bert_plan(_transformer(model)) if lean else None
         self.device = next(iter(model.parameters()), torch.empty(0)).device
+        self.skip_padding = skip_padding
 
     @property
     def architecture(self) -> str:
@@ -289,7 +298,7 @@ class LeanEncoder(BatchEncoder):
                                "call encode, which runs its modules")
         embeddings, layers = self.plan
         h = embeddings(input_ids=feats["input_ids"], token_type_ids=feats.get("token_type_ids"))  # (B, T, C)
-        tok = _Tokens(feats["attention_mask"], h.dtype)
+        tok = _Tokens(feats["attention_mask"], h.dtype, self.skip_padding)
         x = tok.rows(h)  # (N, C): the real tokens, padding left out
         for layer in layers:
             x = layer(x, tok)

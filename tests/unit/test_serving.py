@@ -62,6 +62,11 @@ def test_lean_forward_skips_padding_and_groups_sequences_for_attention(minilm_fp
     assert torch.equal(got[~real], torch.zeros_like(got[~real]))
     torch.testing.assert_close(enc.encode(MIXED, batch_size=32), _st_encode(minilm_fp, MIXED, batch_size=32),
                                atol=1e-5, rtol=0)
+    kept = LeanEncoder(minilm_fp, skip_padding=False)  # every padded token computed, as the model does
+    with torch.inference_mode():
+        torch.testing.assert_close(kept.token_embeddings(feats)[real], ref[real], atol=2e-5, rtol=0)
+    torch.testing.assert_close(kept.encode(MIXED, batch_size=32), _st_encode(minilm_fp, MIXED, batch_size=32),
+                               atol=1e-5, rtol=0)
 
 
 def test_modules_path_and_a_fallback_architecture(minilm):
