@@ -261,98 +261,101 @@ def distill(
     tconfig = layers[0][1].config
     st = is_sentence_transformer(student)
     restore_lengths = None
-    if collate is None:
-        if not st:
-            raise ValueError("pass collate= to turn a list of items into a model batch")
-        restore_lengths = (teacher.max_seq_length, student.max_seq_length)  # put back when done
-        student.max_seq_length = teacher.max_seq_length = config.max_seq_length
-        collate = student.preprocess
     need_layers = bool(config.losses.get("layer_mse", 0))
-    if st and need_layers:
-        for m in (teacher, student):
-            m[0].auto_model.config.output_hidden_states = True
-
-    torch.manual_seed(config.seed)
-    teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    params = [p for p in student.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    history: list[dict] = []
-    step, earlier = 0, 0.0
-    device = next(student.parameters()).device
-    queue: torch.Tensor | None = None  # (K, H) teacher embeddings of earlier items, newest first
-    out_dir = Path(output_dir) if output_dir is not None else None
-    if out_dir is not None and resume:
-        ckpt = latest_checkpoint(out_dir)
-        if ckpt is not None:
-            step, history, earlier = _resume(ckpt, student, opt, config)
-            if config.queue_size and (ckpt / "queue.safetensors").exists():
-                from safetensors.torch import load_file
-
-                queue = load_file(str(ckpt / "queue.safetensors"))["queue"].to(device)
-
-    cache = TeacherCache() if cache_teacher is True else None if cache_teacher is False else cache_teacher
-    if cache is not None:  # what the teacher's outputs depend on
-        cache.bind(("teacher", id(teacher), "items", len(data), "max_seq_length", config.max_seq_length,
-                    "pooling", config.pooling, "bf16", config.bf16, "layers", need_layers))
-    end = config.steps if stop_after is None else min(config.steps, stop_after)
-    start = time.perf_counter()
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    try:  # the teacher's and student's settings are put back however the run ends
+        if collate is None:
+            if not st:
+                raise ValueError("pass collate= to turn a list of items into a model batch")
+            restore_lengths = (teacher.max_seq_length, student.max_seq_length)  # put back when done
+            student.max_seq_length = teacher.max_seq_length = config.max_seq_length
+            collate = student.preprocess
+        if st and need_layers:
+            for m in (teacher, student):
+                m[0].auto_model.config.output_hidden_states = True
 
-        bar = tqdm(total=config.steps, initial=step, desc="distill", unit="step")
-    while step < end:
-        student.train(config.student_dropout)
-        idx = _batches(len(data), config.batch_size, config.seed, step)
-        items = [data[i] for i in idx]
-        opt.zero_grad(set_to_none=True)
-        if config.micro_batch_size and config.micro_batch_size < len(items):
-            loss, parts, fresh = _accumulate(teacher, student, idx, items, collate, config, queue, device,
-                                             need_layers, cache)
-        else:
-            batch = _to(collate(items), device)
-            t_out = _teacher_outputs(teacher, idx, items, batch, collate, config, device, need_layers, cache)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-                s_out = encoder_outputs(student, batch, need_layers, config.pooling)
-            loss, parts = distill_loss(s_out, t_out, config.losses, queue)
-            fresh = t_out["pooled"].detach().float()  # (B, H)
-            if torch.isfinite(loss):
-                loss.backward()
-        if config.queue_size:
-            queue = fresh if queue is None else torch.cat([fresh, queue])
-            queue = queue[:config.queue_size]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"distillation loss became {float(loss)} at step {step}; lower the learning rate")
-        lr = config.lr_at(step)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        opt.step()
-        step += 1
-        if step % config.log_every == 0 or step in (1, end, config.steps):  # end: where a stopped run stopped
-            history.append({"step": step, "loss": float(loss.detach()), "lr": lr, **parts})
-        if callback is not None and callback_every and (step % callback_every == 0 or step == config.steps):
-            extra = callback(step, student) or {}
-            history.append({"step": step, **extra})
+        torch.manual_seed(config.seed)
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        params = [p for p in student.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        history: list[dict] = []
+        step, earlier = 0, 0.0
+        device = next(student.parameters()).device
+        queue: torch.Tensor | None = None  # (K, H) teacher embeddings of earlier items, newest first
+        out_dir = Path(output_dir) if output_dir is not None else None
+        if out_dir is not None and resume:
+            ckpt = latest_checkpoint(out_dir)
+            if ckpt is not None:
+                step, history, earlier = _resume(ckpt, student, opt, config)
+                if config.queue_size and (ckpt / "queue.safetensors").exists():
+                    from safetensors.torch import load_file
+
+                    queue = load_file(str(ckpt / "queue.safetensors"))["queue"].to(device)
+
+        cache = TeacherCache() if cache_teacher is True else None if cache_teacher is False else cache_teacher
+        if cache is not None:  # what the teacher's outputs depend on
+            cache.bind(("teacher", id(teacher), "items", len(data), "max_seq_length", config.max_seq_length,
+                        "pooling", config.pooling, "bf16", config.bf16, "layers", need_layers))
+        end = config.steps if stop_after is None else min(config.steps, stop_after)
+        start = time.perf_counter()
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=config.steps, initial=step, desc="distill", unit="step")
+        while step < end:
+            student.train(config.student_dropout)
+            idx = _batches(len(data), config.batch_size, config.seed, step)
+            items = [data[i] for i in idx]
+            opt.zero_grad(set_to_none=True)
+            if config.micro_batch_size and config.micro_batch_size < len(items):
+                loss, parts, fresh = _accumulate(teacher, student, idx, items, collate, config, queue, device,
+                                                 need_layers, cache)
+            else:
+                batch = _to(collate(items), device)
+                t_out = _teacher_outputs(teacher, idx, items, batch, collate, config, device, need_layers, cache)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+                    s_out = encoder_outputs(student, batch, need_layers, config.pooling)
+                loss, parts = distill_loss(s_out, t_out, config.losses, queue)
+                fresh = t_out["pooled"].detach().float()  # (B, H)
+                if torch.isfinite(loss):
+                    loss.backward()
+            if config.queue_size:
+                queue = fresh if queue is None else torch.cat([fresh, queue])
+                queue = queue[:config.queue_size]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"distillation loss became {float(loss)} at step {step}; lower the learning rate")
+            lr = config.lr_at(step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            opt.step()
+            step += 1
+            if step % config.log_every == 0 or step in (1, end, config.steps):  # end: where a stopped run stopped
+                history.append({"step": step, "loss": float(loss.detach()), "lr": lr, **parts})
+            if callback is not None and callback_every and (step % callback_every == 0 or step == config.steps):
+                extra = callback(step, student) or {}
+                history.append({"step": step, **extra})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
+            if out_dir is not None and (
+                (config.checkpoint_every and step % config.checkpoint_every == 0) or step == end
+            ):
+                save_training_state(out_dir / f"step_{step:06d}", student, opt, step, config, tconfig, history,
+                                    earlier + time.perf_counter() - start, queue)
+                prune_checkpoints(out_dir, keep_checkpoints)
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
-        if out_dir is not None and (
-            (config.checkpoint_every and step % config.checkpoint_every == 0) or step == end
-        ):
-            save_training_state(out_dir / f"step_{step:06d}", student, opt, step, config, tconfig, history,
-                                earlier + time.perf_counter() - start, queue)
-            prune_checkpoints(out_dir, keep_checkpoints)
-    if bar is not None:
-        bar.close()
-    if st and need_layers:
-        for m in (teacher, student):
-            m[0].auto_model.config.output_hidden_states = False
-    if restore_lengths is not None:
-        teacher.max_seq_length, student.max_seq_length = restore_lengths
+            bar.close()
+        if st and need_layers:
+            for m in (teacher, student):
+                m[0].auto_model.config.output_hidden_states = False
+        if restore_lengths is not None:
+            teacher.max_seq_length, student.max_seq_length = restore_lengths
     student.eval()
     return DistillResult(student, history, earlier + time.perf_counter() - start)
 

@@ -46,7 +46,9 @@ def test_encoder_bench_small(monkeypatch):
     assert 0.5 < cos["int8 dynamic"] <= 1.0 + 1e-5
     assert set(res["workloads"][0]["ratio"]) == {"fp32", *bench.VARIANTS, bench.ST_ENCODE_VARIANT, bench.BF16_VARIANT}
     assert "skipped" in res["onnxruntime"] and res["pytorch forward"] == "lean BERT"
-    assert cos[bench.ST_ENCODE_VARIANT] == pytest.approx(cos["ternary a8"], abs=1e-6)  # the same model either way
+    # the same model either way; with int8 activations LeanEncoder's attention rounds differently, which can move
+    # an activation by one int8 step (chapter 4 measures it: book-suite scores alike)
+    assert cos[bench.ST_ENCODE_VARIANT] == pytest.approx(cos["ternary a8"], abs=2e-3)
     text = bench.table({"encoder": res})
     assert "ort int8" not in text and "ONNX Runtime: onnxruntime not installed" in text
 

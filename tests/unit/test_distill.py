@@ -166,6 +166,7 @@ def test_micro_batches_give_the_whole_batch_gradient(minilm_fp, losses):
     items = sorted(given, key=len)  # micro-batches are sorted by length (the loss does not depend on the order)
     cfg = _cfg(batch_size=9, micro_batch_size=4, losses=losses)
     layers = "layer_mse" in losses
+    length = minilm_fp.max_seq_length  # a shared fixture: put back below
     for m in (minilm_fp, student):
         m.max_seq_length = 16
         m[0].auto_model.config.output_hidden_states = layers
@@ -184,6 +185,7 @@ def test_micro_batches_give_the_whole_batch_gradient(minilm_fp, losses):
     finally:
         for m in (minilm_fp, student):
             m[0].auto_model.config.output_hidden_states = False
+            m.max_seq_length = length
     assert float(mloss) == pytest.approx(float(loss.detach()), rel=1e-4)
     assert mparts.keys() == parts.keys()
     assert all(mparts[k] == pytest.approx(parts[k], rel=1e-3, abs=1e-7) for k in parts)
@@ -271,9 +273,11 @@ def test_cached_teacher_trains_like_the_teacher(minilm_fp, micro):
     trace = [[h["loss"] for h in r.history if "loss" in h] for r in (plain, cached)]
     assert trace[0][:2] == trace[1][:2]  # the first epoch runs the teacher: identical
     assert trace[1] == pytest.approx(trace[0], rel=2e-3)
+    length = minilm_fp.max_seq_length
     with pytest.raises(ValueError, match="new TeacherCache"):  # the cache holds 16-token states of this teacher
         distill(minilm_fp, make_student(minilm_fp), data, _cfg(batch_size=4, max_seq_length=8), progress=False,
                 cache_teacher=cache)
+    assert minilm_fp.max_seq_length == length  # a run that fails puts the teacher's sequence length back
     with pytest.raises(TypeError, match="cache_teacher"):
         distill(minilm_fp, make_student(minilm_fp), data, cfg, progress=False, cache_teacher="yes")
 

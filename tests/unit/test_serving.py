@@ -27,7 +27,11 @@ def test_lean_forward_of_a_ternary_model_is_the_models(minilm, activations):
     model = freeze_(quantize_(minilm, TernaryConfig(activations=activations))).eval()
     got = LeanEncoder(model).encode(TEXTS, batch_size=2)
     ref = _st_encode(model, TEXTS, batch_size=2)
-    torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)  # measured: equal bit for bit on this CPU
+    if activations == "float":
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
+    else:  # attention's rounding differs from Hugging Face's and can move an activation by one int8 step
+        torch.testing.assert_close(got, ref, atol=3e-3, rtol=0)
+        assert float(torch.nn.functional.cosine_similarity(got, ref).min()) > 0.999
 
 
 # sentences of many lengths, one longer than MATMUL_ATTENTION_MAX_TOKENS, more than ATTENTION_GROUP in a batch
@@ -45,11 +49,13 @@ def test_attention_is_sdpa_with_padded_keys_masked(t):
                                atol=1e-6, rtol=0)
 
 
-def test_lean_forward_skips_padding_and_groups_sequences_for_attention(minilm_fp):
+def test_lean_forward_skips_padding_and_groups_sequences_for_attention(minilm):
     """Batches longer than ATTENTION_GROUP, lengths from 3 to 60+ tokens: the lean forward's real tokens are
     Hugging Face's last hidden states, its padded positions zeros, its embeddings the model's."""
     from ternlib.serving import features
 
+    minilm_fp = minilm.eval()
+    minilm_fp.max_seq_length = 256  # MiniLM's own (set here: the test needs sequences longer than 48 tokens)
     assert len(MIXED) > ATTENTION_GROUP
     enc = LeanEncoder(minilm_fp)
     feats = features(minilm_fp, MIXED)
