@@ -90,12 +90,15 @@ npm_bundle @jupyter-widgets/html-manager 1.0.15 html-manager dist/embed-amd.js '
   'dist/*.ttf' 'dist/*.eot' 'dist/*.svg' package.json
 npm_bundle requirejs 2.3.7 requirejs require.js package.json
 # Loaded between the two (_config.yml): the widget manager's own files (its fonts) are next to it, not
-# next to the page (require.js resolves them from the page's folder otherwise); and a MathJax.Hub.Queue
-# for the widgets' labels, which call MathJax 2's API while the book has MathJax 3.
+# next to the page (require.js and the widget bundles resolve them from the page's folder otherwise);
+# and a MathJax.Hub.Queue for the widgets' labels, which call MathJax 2's API while the book has MathJax 3.
 if [ -d book/_static/html-manager ]; then
   cat > book/_static/html-manager/config.js.new <<'EOF'
 // Written by tools/setup.sh; loaded after require.js and before embed-amd.js (_config.yml: nb_ipywidgets_js).
 require.config({paths: {"@jupyter-widgets/html-manager/dist": document.currentScript.src.replace(/\/[^/]*$/, "")}});
+// The widget bundles' own hook for where their fonts are (else, depending on which bundle loads first, a font
+// can be asked for next to the page, at book/@jupyter-widgets/, and fail).
+window.__jupyter_widgets_assets_path__ = document.currentScript.src.replace(/[^/]*$/, "");
 window.addEventListener("DOMContentLoaded", () => {
   const mj = window.MathJax;
   if (mj && mj.startup && !mj.Hub) {
