@@ -48,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         q, k, v = torch.randn(64, 12, t, 3, 32).unbind(3)  # (B, H, T, D) each
         lens = torch.full((64,), t)
         lens[::4] = max(1, t // 2)
-        bias = torch.zeros(64, 1, 1, t).masked_fill_(~(torch.arange(t)[None] < lens[:, None])[:, None, None, :],
-                                                     float("-inf"))
+        bias = S.key_bias(torch.arange(t)[None] < lens[:, None], torch.float32)  # (64, 1, 1, t)
         S.MATMUL_ATTENTION_MAX_TOKENS = 10**9
         med = interleaved({"matmuls": lambda: S.attention(q, k, v, bias),
                            "sdpa": lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=bias)},

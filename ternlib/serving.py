@@ -124,9 +124,10 @@ def _fused_qkv(q: nn.Module, k: nn.Module, v: nn.Module) -> Callable[[torch.Tens
     return lambda x: torch.cat([q(x), k(x), v(x)], dim=-1)
 
 
-# Below this many tokens a sequence's attention on the CPU (float32) is two batched matmuls and a softmax, above it
-# PyTorch's fused kernel: at MiniLM's 12 heads of 32, batch 64, the matmuls took 0.57x SDPA's time at 40 tokens and
-# 0.5x at 16, the same at 64, 1.4x at 128 (experiments/attention_crossover.py prints the comparison on any machine).
+# Up to this many tokens a sequence's attention on the CPU (float32) is two batched matmuls and a softmax, above it
+# PyTorch's fused kernel: at MiniLM's 12 heads of 32, batch 64, the matmuls took 0.31x-0.72x SDPA's time at 8-48
+# tokens, 0.81x at 64 and 1.95x at 96 (experiments/attention_crossover.py, book/artifacts/kernels/lean_attention.json;
+# it prints the comparison on any machine).
 MATMUL_ATTENTION_MAX_TOKENS = 48
 ATTENTION_GROUP = 16  # sequences per attention call in a padded batch (see _Tokens)
 
@@ -151,6 +152,18 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Ten
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
 
+def key_bias(real: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The additive attention mask of padded sequences: (B, T) bool, True for real tokens -> (B, 1, 1, T),
+    0 where a key takes part and -inf at padding (what :func:`attention` and SDPA take).
+
+    Example:
+        >>> key_bias(torch.tensor([[True, False]]), torch.float32).flatten().tolist()
+        [0.0, -inf]
+    """
+    return torch.zeros(real.shape[0], 1, 1, real.shape[1], dtype=dtype, device=real.device).masked_fill_(
+        ~real[:, None, None, :], float("-inf"))
+
+
 class _Tokens:
     """Where a padded batch's real tokens sit: the lean forward runs its row-wise layers (linear layers, GELU, layer
     norms) on the real tokens only, ``(N, C)`` rows, and lays them out as padded sequences for attention alone.
@@ -172,21 +185,18 @@ class _Tokens:
             return
         mask = mask.bool()
         if not skip_padding:  # every row computed, padded ones too; one attention call for the whole batch
-            self.bias = torch.zeros(self.b, 1, 1, self.t, dtype=dtype, device=mask.device).masked_fill_(
-                ~mask[:, None, None, :], float("-inf"))
+            self.bias = key_bias(mask, dtype)
             return
         self.keep = mask.reshape(-1).nonzero().squeeze(1)
         lens = mask.sum(1)  # (B,)
         first = torch.cumsum(lens, 0) - lens  # (B,) the row of each sequence's first token
         for seqs in torch.argsort(lens, descending=True, stable=True).split(ATTENTION_GROUP):
-            n, t = lens[seqs], int(lens[seqs].max())
-            pos = torch.arange(t, device=mask.device)
+            n = lens[seqs]
+            pos = torch.arange(int(n.max()), device=mask.device)
             real = pos[None, :] < n[:, None]  # (S, t)
-            rows = first[seqs, None] + torch.where(real, pos[None, :], 0)  # (S, t): padding reads a real row
-            bias = torch.zeros(len(seqs), 1, 1, t, dtype=dtype, device=mask.device).masked_fill_(
-                ~real[:, None, None, :], float("-inf"))  # (S, 1, 1, t): padded keys take no part
+            rows = (first[seqs, None] + torch.where(real, pos[None, :], 0)).reshape(-1)  # padding reads a real row
             at = real.reshape(-1).nonzero().squeeze(1)  # the group's real positions ...
-            self.groups.append((rows.reshape(-1), bias, at, rows.reshape(-1)[at]))  # ... and their rows
+            self.groups.append((rows, key_bias(real, dtype), at, rows[at]))  # ... and their rows
 
     def rows(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (N, C)
         h = h.reshape(self.b * self.t, h.shape[-1])
