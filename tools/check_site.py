@@ -24,7 +24,9 @@ page the check waits for the page and for MathJax, then reports:
   in the page's HTML that is absolute (``http:``, ``https:``, ``//``), and any request the browser
   makes to another host while the page loads (Chromium's network log: scripts that other scripts
   insert, fonts, ``fetch``, web sockets); and a request to this site that fails (HTTP 4xx/5xx,
-  e.g. a bundled file missing).
+  e.g. a bundled file missing);
+- a font that a stylesheet declares (``@font-face``) and that does not load, whether or not this
+  load of the page happened to need it.
 
 Exit status: 0 when every page passes, 1 when any problem is found (each printed as
 ``FAIL <page>: <problem>``), 2 when the check cannot run (no build, no Chromium). Chromium and
@@ -103,6 +105,29 @@ return {views: document.querySelectorAll('script[type="application/vnd.jupyter.w
         manager: typeof window.require === "function" && typeof window.define === "function"};
 """
 WIDGET_WAIT_S = 15
+# Every font the page's stylesheets declare (@font-face src URLs, in <style> tags too: the widget manager injects
+# its Font Awesome CSS) and whether it loads (HEAD). A browser fetches a font only when text needs it, so a wrong
+# font URL can hide on one load and fail on the next; this asks for all of them.
+FONTS_JS = r"""
+const done = arguments[arguments.length - 1];
+const urls = new Set();
+const walk = (rules, base) => {
+  for (const r of rules) {
+    if (r instanceof CSSFontFaceRule) {
+      for (const m of (r.style.getPropertyValue("src") || "").matchAll(/url\(\s*["']?([^"')]+)["']?\s*\)/g)) {
+        if (!m[1].startsWith("data:")) urls.add(new URL(m[1], base).href);
+      }
+    } else if (r.cssRules) { walk(r.cssRules, base); }
+  }
+};
+for (const sheet of document.styleSheets) {
+  let rules; try { rules = sheet.cssRules; } catch (e) { continue; }  // another origin's sheet: not readable
+  walk(rules, sheet.href || document.baseURI);
+}
+Promise.all([...urls].map(u => new URL(u).origin !== location.origin ? [u, -1]  // off the site: not fetched
+                               : fetch(u, {method: "HEAD"}).then(r => [u, r.status], e => [u, 0])))
+  .then(done, e => done([["error: " + e, 0]]));
+"""
 OFF_SITE = re.compile(r"^\s*(https?:)?//", re.I)  # an absolute URL: another host (the built site links relatively)
 NETWORK_SCHEMES = ("http://", "https://", "ws://", "wss://")
 IGNORED_REQUESTS = {"/favicon.ico"}  # the browser asks for it by itself; the book has none
@@ -288,6 +313,12 @@ def check_page(driver, url: str, page_html: str = "") -> tuple[dict, list[str], 
         problems.append(f"its HTML loads a {res[:160]} from off the site (it fails offline)")
     net_problems, info["requests"] = network_problems(events, origin)
     problems += net_problems
+    for font, status in driver.execute_async_script(FONTS_JS):
+        if not font.startswith(origin):
+            problems.append(f"a stylesheet declares a font off the site: {font[:160]} (it fails offline)")
+        elif status >= 400 or status == 0:
+            problems.append(f"a stylesheet declares a font that does not load: {font[len(origin) - 1:][:160]}"
+                            f" (HTTP {status or 'error'})")
     if info["url"].split("#")[0] != url:  # a redirect (the site's index.html): the target is checked itself
         notes.append(f"redirects to {info['url']}")
         info.update(links=[], ids=[])

@@ -95,10 +95,13 @@ npm_bundle requirejs 2.3.7 requirejs require.js package.json
 if [ -d book/_static/html-manager ]; then
   cat > book/_static/html-manager/config.js.new <<'EOF'
 // Written by tools/setup.sh; loaded after require.js and before embed-amd.js (_config.yml: nb_ipywidgets_js).
-require.config({paths: {"@jupyter-widgets/html-manager/dist": document.currentScript.src.replace(/\/[^/]*$/, "")}});
-// The widget bundles' own hook for where their fonts are (else, depending on which bundle loads first, a font
-// can be asked for next to the page, at book/@jupyter-widgets/, and fail).
-window.__jupyter_widgets_assets_path__ = document.currentScript.src.replace(/[^/]*$/, "");
+// embed-amd.js defines @jupyter-widgets/base, /controls, /html-manager and /html-manager/dist/libembed-amd; each
+// computes the folder of its files (Font Awesome's fonts) from the URL require.js gives its module name, which is
+// next to the page (book/@jupyter-widgets/, a 404) unless these paths put every one of them in this folder.
+const here = document.currentScript.src.replace(/\/[^/]*$/, "");
+require.config({paths: {"@jupyter-widgets": here, "@jupyter-widgets/html-manager/dist": here}});
+// The main module's own hook for the same folder.
+window.__jupyter_widgets_assets_path__ = here + "/";
 window.addEventListener("DOMContentLoaded", () => {
   const mj = window.MathJax;
   if (mj && mj.startup && !mj.Hub) {

@@ -214,7 +214,8 @@ def test_site_renders_offline(built_book):
 @pytest.mark.xdist_group("book")
 def test_site_check_catches_remote_loads(built_book, tmp_path):
     """The offline check can fail: on a copy of the built site whose chapter 6 loads a CDN script, an off-site
-    stylesheet and an off-site fetch(), and whose bundled widget manager is gone, it reports each of them."""
+    stylesheet and an off-site fetch(), declares a missing font and an off-site one, and whose bundled widget
+    manager is gone, it reports each of them."""
     out, html = built_book
     assert out.returncode == 0, "the book did not build (see test_book_builds_without_warnings)"
     _browser_or_skip()
@@ -226,6 +227,9 @@ def test_site_check_catches_remote_loads(built_book, tmp_path):
     page.write_text(page.read_text().replace("</head>", f'<script src="{cdn}"></script>'
                                              '<link rel="stylesheet" href="//fonts.example.org/css">'
                                              '<script>fetch("https://example.org/data.json").catch(() => null)</script>'
+                                             "<style>@font-face {font-family: a; src: url(../_static/gone.woff2)}"
+                                             "@font-face {font-family: b; src: url(https://fonts.example.org/b.woff)}"
+                                             "</style>"
                                              "</head>", 1))
     res = subprocess.run([sys.executable, str(ROOT / "tools" / "check_site.py"), str(site), "--page", "book/06_*.html"],
                          capture_output=True, text=True, timeout=300)
@@ -233,7 +237,10 @@ def test_site_check_catches_remote_loads(built_book, tmp_path):
     for expected in (f"its HTML loads a script {cdn}", "its HTML loads a stylesheet //fonts.example.org/css",
                      f"requests {cdn}", "requests https://example.org/data.json",  # the last one only the browser sees
                      "a file of the site failed to load: /_static/html-manager/embed-amd.js",
-                     "1 of 1 widget(s) did not render"):
+                     "1 of 1 widget(s) did not render",
+                     # fonts no text on the page uses, so the browser never asks for them: only the font check sees
+                     "a stylesheet declares a font that does not load: /_static/gone.woff2 (HTTP 404)",
+                     "a stylesheet declares a font off the site: https://fonts.example.org/b.woff"):
         assert f"FAIL book/06_ann_search.html: {expected}" in res.stdout, (expected, res.stdout[-6000:])
 
 
