@@ -27,8 +27,10 @@ export TRANSFORMERS_OFFLINE ?= 1
 setup:
 	bash tools/setup.sh
 
+# --all: Sphinx copies _static (the bundled JavaScript that tools/setup.sh may have updated) only when it writes
+# pages, and writes none when no chapter changed (a full build takes seconds: the chapters' outputs are stored)
 book: setup
-	$(VENV)/jupyter-book build . -W -n --keep-going
+	$(VENV)/jupyter-book build . -W -n --keep-going --all
 	@echo "book: open _build/html/index.html"
 
 test: setup
