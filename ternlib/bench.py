@@ -386,7 +386,10 @@ def _encoder_timings(models: dict[str, Any], sents: list[str], n_sentences: int,
 
 @torch.inference_mode()
 def roofs(copy_mb: int = 256, shape: tuple[int, int, int] = (4096, 768, 3072), repeats: int = 3) -> dict[str, float]:
-    """This machine's roofline: memory bandwidth (a large copy) and peak FP32 / int8 GEMM throughput."""
+    """This machine's roofline: memory bandwidth (a large copy) and peak FP32 / int8 GEMM throughput (PyTorch's
+    int8 GEMM, or ternlib's packed kernel where PyTorch's is its scalar fallback: ``"int8 gemm"`` says which)."""
+    from .kernels import cpu as cpu_kernels
+
     n = copy_mb * 2**20 // 4
     src, dst = torch.randn(n), torch.empty(n)
     t_copy = interleaved({"copy": lambda: dst.copy_(src)}, repeats=max(repeats, 5))["copy"]
@@ -394,9 +397,14 @@ def roofs(copy_mb: int = 256, shape: tuple[int, int, int] = (4096, 768, 3072), r
     x, w = torch.randn(m, k), torch.randn(nn_, k)
     xq = torch.randint(-127, 128, (m, k), dtype=torch.int8)
     wq = torch.randint(-1, 2, (k, nn_), dtype=torch.int8)
-    t = interleaved({"fp32": lambda: F.linear(x, w), "int8": lambda: torch._int_mm(xq, wq)}, repeats)
+    if cpu_kernels.int_mm_fast() or cpu_kernels.extension() is None:
+        int8, how = (lambda: torch._int_mm(xq, wq)), "torch._int_mm"
+    else:  # PyTorch's int8 GEMM is its scalar fallback here: the int8 GEMM this CPU has is ternlib's own
+        layer = _ternary_layer(nn.Linear(k, nn_, bias=False), "int8")
+        int8, how = (lambda: cpu_kernels.cpu_packed_kernel(x, layer.packed_weight(), None)), "ternlib cpu_packed"
+    t = interleaved({"fp32": lambda: F.linear(x, w), "int8": int8}, repeats)
     return {"bandwidth bytes/s": 2 * n * 4 / t_copy, "fp32 ops/s": 2 * m * k * nn_ / t["fp32"],
-            "int8 ops/s": 2 * m * k * nn_ / t["int8"], "gemm shape": list(shape)}
+            "int8 ops/s": 2 * m * k * nn_ / t["int8"], "int8 gemm": how, "gemm shape": list(shape)}
 
 
 def linear_time_split(model: nn.Module, texts: list[str], batch_size: int = 64) -> dict[str, float]:
@@ -472,6 +480,7 @@ def machine() -> dict[str, Any]:
         pass
     return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
             "packed kernel isa": cpu_kernels.isa(), "packed int8 layout": cpu_kernels.int8_layout(),
+            "torch int8 gemm fast": cpu_kernels.int_mm_fast(),
             "python": platform.python_version()}
 
 

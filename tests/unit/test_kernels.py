@@ -199,7 +199,7 @@ def test_rows16_kernel_rejects_a_wrong_layout():
 
 @needs_ext
 def test_dispatch_picks_by_token_count_and_honours_overrides(monkeypatch):
-    w, _ = _weight(32, 64)
+    w, _ = _weight(32, 64, activations="float")  # int8 weights: see test_slow_int_mm_sends_int8_batches_...
     assert select_kernel(torch.randn(crossover(), 64), w).name == "cpu_packed"
     assert select_kernel(torch.randn(crossover() + 1, 64), w).name == "cpu_unpacked"
     assert select_kernel(torch.randn(2, 64, dtype=torch.float64), w).name == "reference"
@@ -307,7 +307,10 @@ def test_loaded_sentence_transformer_uses_fast_kernels_exactly(minilm, tmp_path)
         assert set(seen) == {"cpu_packed"}
         seen.clear()
         batch = model.encode(texts, batch_size=64, convert_to_tensor=True)
-        assert "cpu_unpacked" in seen
+        if cpu_kernels.int_mm_fast():  # PyTorch's int8 GEMM for large batches
+            assert "cpu_unpacked" in seen
+        else:  # PyTorch's int8 GEMM is its scalar fallback here: the packed kernel at every size
+            assert set(seen) == {"cpu_packed"}
     finally:
         for k, fn in real.items():
             registry._KERNELS[k].fn = fn
@@ -394,3 +397,59 @@ def test_export_sees_the_ternary_operator():
     assert torch.equal(program.module()(x), layer(x))
     with pytest.raises(ValueError, match="features in its last dimension"):  # the dispatch's own checks still hold
         ternary_linear_op(torch.randn(3, 7), layer.packed, layer.scales, layer.bias, 16, 24, "2bit", 0, "int8", "")
+
+
+@pytest.fixture
+def int_mm_setting(monkeypatch):
+    """Set TERNLIB_INT_MM for one test (int_mm_fast is decided once per process: its cache is cleared around it)."""
+    def set_(value):
+        monkeypatch.setenv("TERNLIB_INT_MM", value)
+        cpu_kernels.int_mm_fast.cache_clear()
+    yield set_
+    monkeypatch.delenv("TERNLIB_INT_MM", raising=False)
+    cpu_kernels.int_mm_fast.cache_clear()
+
+
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_int8_products_are_exact_either_way(int_mm_setting, fast):
+    """torch._int_mm where it is fast, else a float GEMM on the same integers: both exact, float64 where float32
+    could round (K large, or float32 matmuls allowed to lose precision)."""
+    int_mm_setting(fast)
+    g = torch.Generator().manual_seed(0)
+    q = torch.randint(-127, 128, (37, 300), dtype=torch.int8, generator=g)
+    c = torch.randint(-1, 2, (300, 29), dtype=torch.int8, generator=g)
+    exact = (q.double() @ c.double()).to(torch.int32)
+    assert torch.equal(cpu_kernels.int8_products(q, c), exact)
+    assert cpu_kernels.int8_products(q[:0], c).shape == (0, 29)
+    if fast == "0":
+        k = 140_000  # 127 * K > 2**24: an odd sum this large is not a float32
+        q1 = torch.full((1, k), 127, dtype=torch.int8)
+        q1[0, 0] = 126
+        c1 = torch.ones(k, 1, dtype=torch.int8)
+        assert int(cpu_kernels.int8_products(q1, c1)) == 127 * (k - 1) + 126
+        before = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("medium")
+        try:
+            assert torch.equal(cpu_kernels.int8_products(q, c), exact)
+        finally:
+            torch.set_float32_matmul_precision(before)
+
+
+@needs_ext
+def test_slow_int_mm_sends_int8_batches_to_the_packed_kernel(int_mm_setting):
+    """Where torch._int_mm is PyTorch's scalar fallback (CPUs without AVX-512 VNNI or AMX: 40-100x slower than
+    FP32), int8 calls of every size take the packed kernel; float activations keep the crossover."""
+    w8, b = _weight(32, 64, activations="int8")
+    wf, _ = _weight(32, 64, activations="float")
+    big = torch.randn(crossover() + 1, 64)
+    int_mm_setting("0")
+    assert select_kernel(big, w8).name == "cpu_packed"
+    assert select_kernel(big, wf).name == "cpu_unpacked"
+    ref = ternary_linear(big, w8, b, kernel="reference")
+    assert torch.equal(ternary_linear(big, w8, b), ref)
+    assert torch.equal(ternary_linear(big, w8, b, kernel="cpu_unpacked"), ref)
+    int_mm_setting("1")
+    assert select_kernel(big, w8).name == "cpu_unpacked"
+    int_mm_setting("yes")
+    with pytest.raises(ValueError, match="TERNLIB_INT_MM"):
+        cpu_kernels.int_mm_fast()

@@ -12,9 +12,11 @@ Two kernels, picked by the number of tokens ``M`` in a call (see :func:`ternlib.
 - ``cpu_unpacked`` (large ``M``): the codes are unpacked once, on first use, and kept beside
   the packed buffer (never re-unpacked per call). With ``activations="int8"`` they become an int8
   matrix (1 byte a weight) for PyTorch's int8 GEMM (``torch._int_mm``, oneDNN), followed by the
-  scales; with float activations the dequantized weight in the input's dtype for ``F.linear``,
-  exactly the reference's computation: FP32's speed for float32 inputs (4 bytes a weight), bf16's
-  for a model cast to bf16 (``model.to(torch.bfloat16)``: 2 bytes a weight, oneDNN's bf16 GEMM).
+  scales (where that GEMM is PyTorch's slow scalar fallback, on CPUs without AVX-512 VNNI or AMX,
+  ``cpu_packed`` takes int8 calls of every size instead: :func:`int_mm_fast`); with float
+  activations the dequantized weight in the input's dtype for ``F.linear``, exactly the
+  reference's computation: FP32's speed for float32 inputs (4 bytes a weight), bf16's for a model
+  cast to bf16 (``model.to(torch.bfloat16)``: 2 bytes a weight, oneDNN's bf16 GEMM).
   Int8 activations are the fast choice at large batch.
 
 Inputs in bf16 or fp16 (a model cast to that dtype) run the packed kernel and the int8 path in
@@ -112,6 +114,70 @@ def isa() -> str:
 
 
 @functools.cache
+def int_mm_fast() -> bool:
+    """Whether PyTorch's int8 GEMM (``torch._int_mm``) is a real kernel on this CPU, decided once per process.
+
+    On CPUs with AVX-512 VNNI (or AMX) it is oneDNN's int8 GEMM, about twice FP32's speed. Elsewhere (AVX2 only:
+    AMD Zen 3 and older, most laptops) it is PyTorch's scalar fallback, 40-100x *slower* than FP32 (measured on a
+    2-core AMD EPYC Zen 3: 118 ms against FP32's 2.5 ms for 256 x 384 -> 1,536). There ``cpu_packed`` (the C++
+    kernel, AVX2) takes int8 calls of every size, and ``cpu_unpacked`` sums the same integer products in a float
+    GEMM (exact, see :func:`int8_products`). Timed here on one small product against FP32 ``F.linear``: a real int8
+    GEMM wins it, the fallback loses it by an order of magnitude. ``TERNLIB_INT_MM=1`` or ``0`` overrides.
+
+    Example:
+        >>> isinstance(int_mm_fast(), bool)
+        True
+    """
+    env = os.environ.get("TERNLIB_INT_MM")
+    if env is not None:
+        if env not in ("0", "1"):
+            raise ValueError(f"TERNLIB_INT_MM must be 0 or 1, got {env!r}")
+        return env == "1"
+    import time
+
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randint(-127, 128, (64, 512), dtype=torch.int8, generator=gen)  # (M, K)
+    w = torch.randint(-1, 2, (512, 256), dtype=torch.int8, generator=gen)  # (K, N)
+    x, wf = q.float(), w.t().float().contiguous()
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    try:
+        t_int = best(lambda: torch._int_mm(q, w))
+    except RuntimeError:  # a build without a CPU int8 GEMM
+        return False
+    return t_int < best(lambda: F.linear(x, wf))
+
+
+def int8_products(q: torch.Tensor, codes_t: torch.Tensor) -> torch.Tensor:
+    """``q @ codes_t`` exactly, as int32: int8 activations ``q`` (M, K) times ternary codes ``codes_t`` (K, N) int8.
+
+    ``torch._int_mm`` where :func:`int_mm_fast`; else a float GEMM on the same integers, which is exact: every
+    partial sum is an integer of magnitude at most 127 K, which float32 holds exactly for K < 132,104 (float64
+    beyond, or when float32 matmuls may round to lower precision, ``torch.set_float32_matmul_precision``).
+
+    Example:
+        >>> q = torch.tensor([[127, -127, 5]], dtype=torch.int8)
+        >>> c = torch.tensor([[1], [1], [-1]], dtype=torch.int8)
+        >>> int8_products(q, c)
+        tensor([[-5]], dtype=torch.int32)
+    """
+    if q.shape[0] == 0:
+        return torch.zeros(0, codes_t.shape[1], dtype=torch.int32)
+    if int_mm_fast():
+        return torch._int_mm(q, codes_t)  # (M, N)
+    k = q.shape[1]
+    dtype = torch.float32 if 127 * k < 2**24 and torch.get_float32_matmul_precision() == "highest" else torch.float64
+    return (q.to(dtype) @ codes_t.to(dtype)).to(torch.int32)  # (M, N), exact
+
+
+@functools.cache
 def int8_layout() -> str:
     """The packed layout int8 calls use here: ``rows16`` on AVX-512 VNNI (faster at every token count measured,
     ``experiments/rows16_layout.py``), else ``planes128``; ``none`` without the extension. Decided once per process."""
@@ -179,9 +245,10 @@ _FLOATS = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def _supports_packed(x: torch.Tensor, w: PackedTernary) -> bool:
-    """CPU float input, tensor or row scales, at most crossover() tokens."""
-    return (x.is_cpu and x.dtype in _FLOATS and x.numel() <= crossover() * w.shape[1] and _fast_layout(w)
-            and (_EXT is not None or extension() is not None))
+    """CPU float input, tensor or row scales, at most crossover() tokens (int8 activations: any number of tokens
+    where PyTorch's int8 GEMM is its slow fallback, :func:`int_mm_fast`)."""
+    return (x.is_cpu and x.dtype in _FLOATS and _fast_layout(w) and (_EXT is not None or extension() is not None)
+            and (x.numel() <= crossover() * w.shape[1] or (w.activations == "int8" and not int_mm_fast())))
 
 
 def _supports_unpacked(x: torch.Tensor, w: PackedTernary) -> bool:
@@ -211,7 +278,8 @@ def cpu_packed_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | No
 def cpu_unpacked_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | None) -> torch.Tensor:
     """Large-M CPU kernel: weights unpacked once (cached); exact against the reference.
 
-    int8 activations: int8 codes, ``torch._int_mm`` (oneDNN), fused C++ quantization and epilogue.
+    int8 activations: int8 codes, :func:`int8_products` (``torch._int_mm``, oneDNN, where it is fast), fused C++
+    quantization and epilogue.
     float activations: the weight dequantized to ``x``'s dtype and ``F.linear``, the reference's own
     computation (float32: FP32's speed and 4 bytes a weight in memory; bf16: bf16's speed and 2 bytes).
     """
@@ -222,11 +290,11 @@ def cpu_unpacked_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | 
         ext = extension()
         if ext is not None:
             q, sx, _ = ext.quantize_per_token(x2.contiguous(), k, -1)
-            acc = torch._int_mm(q, codes_t) if q.shape[0] > 0 else torch.zeros(0, n, dtype=torch.int32)  # (M, N)
+            acc = int8_products(q, codes_t)  # (M, N) int32
             y = ext.dequant_epilogue_(acc, sx, _flat_scales(w), None if bias is None else bias.float(), -1)
         else:
             q, sx = quantize_activations(x2)
-            acc = torch._int_mm(q, codes_t)
+            acc = int8_products(q, codes_t)  # (M, N) int32
             y = acc.float() * (sx * _flat_scales(w))
             if bias is not None:
                 y = y + bias.float()
