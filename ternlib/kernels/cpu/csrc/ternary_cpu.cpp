@@ -373,27 +373,34 @@ void gemm_int8_raw(const int8_t* qp, const float* sxp, const int32_t* qs, int64_
       yp[m * N + n] = v;
     }
   };
+  // Tokens in chunks of about 128 KiB of int8 rows, each chunk passed over all of a thread's weight rows: the
+  // chunk stays in L2 while the rows stream by, where token-tiles inner to rows would re-read every token
+  // from L3 (or memory) once per weight row at large M.
+  const int64_t mchunk = std::max<int64_t>(MT, (int64_t{1} << 17) / Kp / MT * MT);
   at::parallel_for(0, (N + 3) / 4, grain_for(4 * Kp * M), [&](int64_t p0, int64_t p1) {  // quads of rows
     int32_t acc0[MT], acc1[MT];
-    for (int64_t n = 4 * p0; n < std::min<int64_t>(N, 4 * p1); n += 2) {
-      const bool two = pairs && n + 1 < N;
-      if (level == 2 && M == 1 && n % 4 == 0 && n + 3 < N) {  // matrix-vector: four rows at a time
-        int32_t acc4[4];
-        dot4rows_u8_vnni(wp + n * (Kp / 4), Kp / 4, qp, Kp, acc4);
-        for (int r = 0; r < 4; ++r) store(n + r, 0, 1, acc4 + r);
-        n += 2;  // with the loop's own += 2: next multiple of 4
-        continue;
-      }
-      for (int64_t m0 = 0; m0 < M; m0 += MT) {
-        const int mc = static_cast<int>(std::min<int64_t>(MT, M - m0));
-        if (two) {
-          tiles2[mc](wp + n * (Kp / 4), wp + (n + 1) * (Kp / 4), qp + m0 * Kp, Kp, acc0, acc1);
-          store(n, m0, mc, acc0);
-          store(n + 1, m0, mc, acc1);
-        } else {
-          for (int64_t r = n; r < std::min<int64_t>(N, n + 2); ++r) {
-            tiles[mc](wp + r * (Kp / 4), qp + m0 * Kp, Kp, acc0);
-            store(r, m0, mc, acc0);
+    for (int64_t mb = 0; mb < M; mb += mchunk) {
+      const int64_t me = std::min<int64_t>(M, mb + mchunk);
+      for (int64_t n = 4 * p0; n < std::min<int64_t>(N, 4 * p1); n += 2) {
+        const bool two = pairs && n + 1 < N;
+        if (level == 2 && M == 1 && n % 4 == 0 && n + 3 < N) {  // matrix-vector: four rows at a time
+          int32_t acc4[4];
+          dot4rows_u8_vnni(wp + n * (Kp / 4), Kp / 4, qp, Kp, acc4);
+          for (int r = 0; r < 4; ++r) store(n + r, 0, 1, acc4 + r);
+          n += 2;  // with the loop's own += 2: next multiple of 4
+          continue;
+        }
+        for (int64_t m0 = mb; m0 < me; m0 += MT) {
+          const int mc = static_cast<int>(std::min<int64_t>(MT, me - m0));
+          if (two) {
+            tiles2[mc](wp + n * (Kp / 4), wp + (n + 1) * (Kp / 4), qp + m0 * Kp, Kp, acc0, acc1);
+            store(n, m0, mc, acc0);
+            store(n + 1, m0, mc, acc1);
+          } else {
+            for (int64_t r = n; r < std::min<int64_t>(N, n + 2); ++r) {
+              tiles[mc](wp + r * (Kp / 4), qp + m0 * Kp, Kp, acc0);
+              store(r, m0, mc, acc0);
+            }
           }
         }
       }
@@ -508,7 +515,7 @@ torch::Tensor dequant_epilogue_(torch::Tensor acc, torch::Tensor sx, torch::Tens
 }
 
 namespace {
-// A few tokens quantized per token into plain buffers on the calling thread (no tensor allocations):
+// Tokens quantized per token into plain buffers (no tensor allocations; threads only for large M):
 // q (M, Kp) int8 padded with zeros, scale sx (M,) and sum qs (M,), as quantize_per_token makes them.
 struct Tokens {
   std::vector<int8_t> q;
@@ -521,10 +528,12 @@ Tokens quantize_tokens(const torch::Tensor& xc, int64_t Kp, int level) {
   Tokens t{std::vector<int8_t>(static_cast<size_t>(M * Kp)), std::vector<float>(static_cast<size_t>(M)),
            std::vector<int32_t>(static_cast<size_t>(M))};
   const float* xp = xc.data_ptr<float>();
-  for (int64_t m = 0; m < M; ++m) {
-    if (level >= 1) quantize_row_avx2(xp + m * K, K, Kp, t.q.data() + m * Kp, t.sx.data() + m, t.qs.data() + m);
-    else quantize_row_scalar(xp + m * K, K, Kp, t.q.data() + m * Kp, t.sx.data() + m, t.qs.data() + m);
-  }
+  at::parallel_for(0, M, grain_for(K), [&](int64_t m0, int64_t m1) {  // one thread below ~256k elements
+    for (int64_t m = m0; m < m1; ++m) {
+      if (level >= 1) quantize_row_avx2(xp + m * K, K, Kp, t.q.data() + m * Kp, t.sx.data() + m, t.qs.data() + m);
+      else quantize_row_scalar(xp + m * K, K, Kp, t.q.data() + m * Kp, t.sx.data() + m, t.qs.data() + m);
+    }
+  });
   return t;
 }
 }  // namespace
