@@ -437,8 +437,9 @@ def test_int8_products_are_exact_either_way(int_mm_setting, fast):
 
 @needs_ext
 def test_slow_int_mm_sends_int8_batches_to_the_packed_kernel(int_mm_setting):
-    """Where torch._int_mm is PyTorch's scalar fallback (CPUs without AVX-512 VNNI or AMX: 40-100x slower than
-    FP32), int8 calls of every size take the packed kernel; float activations keep the crossover."""
+    """Where torch._int_mm is PyTorch's scalar fallback (CPUs without AVX-512 VNNI or AMX: 15-76x slower than
+    FP32 in experiments/int_mm_fallback.py), int8 calls of every size take the packed kernel; float activations
+    keep the crossover."""
     w8, b = _weight(32, 64, activations="int8")
     wf, _ = _weight(32, 64, activations="float")
     big = torch.randn(crossover() + 1, 64)

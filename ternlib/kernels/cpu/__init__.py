@@ -118,11 +118,12 @@ def int_mm_fast() -> bool:
     """Whether PyTorch's int8 GEMM (``torch._int_mm``) is a real kernel on this CPU, decided once per process.
 
     On CPUs with AVX-512 VNNI (or AMX) it is oneDNN's int8 GEMM, about twice FP32's speed. Elsewhere (AVX2 only:
-    AMD Zen 3 and older, most laptops) it is PyTorch's scalar fallback, 40-100x *slower* than FP32 (measured on a
-    2-core AMD EPYC Zen 3: 118 ms against FP32's 2.5 ms for 256 x 384 -> 1,536). There ``cpu_packed`` (the C++
-    kernel, AVX2) takes int8 calls of every size, and ``cpu_unpacked`` sums the same integer products in a float
-    GEMM (exact, see :func:`int8_products`). Timed here on one small product against FP32 ``F.linear``: a real int8
-    GEMM wins it, the fallback loses it by an order of magnitude. ``TERNLIB_INT_MM=1`` or ``0`` overrides.
+    AMD Zen 3 and older, most laptops) it is PyTorch's scalar fallback, 15-76x *slower* than FP32 on a 2-core AMD
+    EPYC Zen 3 (``experiments/int_mm_fallback.py``, ``book/artifacts/kernels/int_mm_fallback.json``). There
+    ``cpu_packed`` (the C++ kernel, AVX2) takes int8 calls of every size, and ``cpu_unpacked`` sums the same
+    integer products in a float GEMM (exact, see :func:`int8_products`). Timed here on one small product against
+    FP32 ``F.linear``: a real int8 GEMM wins it, the fallback loses it by an order of magnitude.
+    ``TERNLIB_INT_MM=1`` or ``0`` overrides.
 
     Example:
         >>> isinstance(int_mm_fast(), bool)
