@@ -156,13 +156,60 @@ def test_planes128_layout():
     assert torch.equal(u[:, :300].to(torch.int8), codes) and not u[:, 300:].any()
 
 
-def test_rows16_layout():
+@pytest.mark.parametrize("lanes", [16, 8])
+def test_rows_layouts(lanes):
     codes = torch.randint(-1, 2, (37, 200), dtype=torch.int8)
-    r = cpu_kernels.to_rows16(codes)
-    assert r.shape == (3, 13, 16, 4)  # 37 rows -> 3 groups of 16, 200 columns -> 13 chunks of 16
+    r = (cpu_kernels.to_rows16 if lanes == 16 else cpu_kernels.to_rows8)(codes)
+    g = -(-37 // lanes)
+    assert r.shape == (g, 13, lanes, 4)  # 37 rows -> groups of `lanes`, 200 columns -> 13 chunks of 16
     u = torch.stack([(r.to(torch.int32) >> (2 * s)) & 3 for s in range(4)], 3)  # (G, c, j, s, b)
-    u = u.permute(0, 2, 1, 3, 4).reshape(48, 208) - 1  # row 16G + j, column 16c + 4s + b
+    u = u.permute(0, 2, 1, 3, 4).reshape(g * lanes, 208) - 1  # row lanes*G + j, column 16c + 4s + b
     assert torch.equal(u[:37, :200].to(torch.int8), codes) and not u[37:].any() and not u[:, 200:].any()
+
+
+needs_avx2 = pytest.mark.skipif(cpu_kernels.extension() is None or cpu_kernels.isa() == "scalar",
+                                reason="the rows8 kernel needs AVX2")
+
+
+@needs_avx2
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 9, 400])  # around the 4-token tiles; 400: two chunks of tokens
+@pytest.mark.parametrize("n,k,bias", [(33, 136, True), (1024, 700, False)])  # 700: three int16 segments
+def test_rows8_kernel_is_exact(m, n, k, bias):
+    w, b = _weight(n, k, "row", "int8")
+    b = b if bias else None
+    x = _x(m, k)
+    r = cpu_kernels.to_rows8(w.codes())
+    y = cpu_kernels.extension().linear_rows8(x, r, w.scales.reshape(-1), b, n)
+    assert torch.equal(y, ternary_linear(x, w, b, kernel="reference"))
+
+
+@needs_avx2
+def test_rows8_kernel_int16_sums_at_their_bound():
+    # every code +1 and every activation 127: each int16 sum reaches 64 * 508 = 32512 before it is widened
+    k, n = 1024, 16
+    codes = torch.ones(n, k, dtype=torch.int8)
+    x = torch.full((3, k), 5.0)
+    y = cpu_kernels.extension().linear_rows8(x, cpu_kernels.to_rows8(codes), torch.ones(1), None, n)
+    sx = torch.tensor(5.0) * torch.tensor(1 / 127)  # float32, as the kernel's per-token scale
+    assert torch.equal(y, torch.full((3, n), 127.0 * k) * sx)  # every output: 127 k (exact in float32) times it
+
+
+@needs_avx2
+def test_rows8_kernel_is_used_for_int8_on_avx2():
+    if cpu_kernels.isa() != "avx2":
+        pytest.skip("int8 takes rows16 on AVX-512 VNNI")
+    w, _ = _weight(40, 136, "row", "int8")
+    x = _x(5, 136)
+    assert torch.equal(ternary_linear(x, w, kernel="cpu_packed"), ternary_linear(x, w, kernel="reference"))
+    assert "rows8" in w.cache and "planes128" not in w.cache and cpu_kernels.int8_layout() == "rows8"
+
+
+@needs_avx2
+def test_rows8_kernel_rejects_a_wrong_layout():
+    msg = r"linear_rows8: weight has shape \[2, 1, 8, 4\], expected \(3, 1, 8, 4\)"
+    with pytest.raises(RuntimeError, match=msg):
+        cpu_kernels.extension().linear_rows8(
+            torch.randn(8, 16), cpu_kernels.to_rows8(torch.zeros(16, 16, dtype=torch.int8)), torch.ones(1), None, 17)
 
 
 needs_vnni = pytest.mark.skipif(cpu_kernels.extension() is None or cpu_kernels.isa() != "avx512-vnni",

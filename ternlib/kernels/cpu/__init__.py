@@ -7,8 +7,9 @@ Two kernels, picked by the number of tokens ``M`` in a call (see :func:`ternlib.
   the 2-bit codes directly, so a layer's weight stays at 2 bits in the cache. Activations are
   quantized per token to int8 (``activations="int8"``) or kept in float32. Its weight layouts:
   ``rows16`` (:func:`to_rows16`; register tiles of 32 rows x 12 tokens, no horizontal sums) for int8
-  activations on AVX-512 VNNI, ``planes128`` (:func:`to_planes128`) for float activations and for
-  int8 on AVX2 or scalar CPUs. Each is made on first use and kept (2 bits a weight).
+  activations on AVX-512 VNNI, ``rows8`` (:func:`to_rows8`; the same idea in 256-bit registers, 16 rows x 4
+  tokens) for int8 on AVX2, ``planes128`` (:func:`to_planes128`) for float activations and for int8 on
+  scalar CPUs. Each is made on first use and kept (2 bits a weight).
 - ``cpu_unpacked`` (large ``M``): the codes are unpacked once, on first use, and kept beside
   the packed buffer (never re-unpacked per call). With ``activations="int8"`` they become an int8
   matrix (1 byte a weight) for PyTorch's int8 GEMM (``torch._int_mm``, oneDNN), followed by the
@@ -180,9 +181,10 @@ def int8_products(q: torch.Tensor, codes_t: torch.Tensor) -> torch.Tensor:
 
 @functools.cache
 def int8_layout() -> str:
-    """The packed layout int8 calls use here: ``rows16`` on AVX-512 VNNI (faster at every token count measured,
-    ``experiments/rows16_layout.py``), else ``planes128``; ``none`` without the extension. Decided once per process."""
-    return "rows16" if isa() == "avx512-vnni" else "planes128" if extension() is not None else "none"
+    """The packed layout int8 calls use here: ``rows16`` on AVX-512 VNNI, ``rows8`` on AVX2 (each faster than
+    ``planes128`` at every token count measured: ``experiments/rows16_layout.py``), ``planes128`` on a scalar
+    CPU, ``none`` without the extension. Decided once per process."""
+    return {"avx512-vnni": "rows16", "avx2": "rows8", "scalar": "planes128"}.get(isa(), "none")
 
 
 def to_planes128(codes: torch.Tensor) -> torch.Tensor:
@@ -207,6 +209,16 @@ def to_planes128(codes: torch.Tensor) -> torch.Tensor:
     return planes.to(torch.uint8).reshape(n, kp // 4).contiguous()
 
 
+def _to_rows(codes: torch.Tensor, lanes: int) -> torch.Tensor:
+    """Codes ``(N, K)`` in groups of ``lanes`` rows: ``(ceil(N/lanes), Kq/16, lanes, 4)`` uint8 (:func:`to_rows16`)."""
+    n, k = codes.shape
+    nl, kq = -(-n // lanes) * lanes, -(-k // 16) * 16
+    u = F.pad(codes.to(torch.int32) + 1, (0, kq - k, 0, nl - n), value=1)
+    u = u.reshape(nl // lanes, lanes, kq // 16, 4, 4)  # (G, j, c, s, b): column 16c + 4s + b of row lanes*G + j
+    byte = u[:, :, :, 0] | (u[:, :, :, 1] << 2) | (u[:, :, :, 2] << 4) | (u[:, :, :, 3] << 6)  # (G, j, c, b)
+    return byte.permute(0, 2, 1, 3).to(torch.uint8).contiguous()  # (G, c, j, b)
+
+
 def to_rows16(codes: torch.Tensor) -> torch.Tensor:
     """Re-pack int8 codes ``(N, K)`` into the VNNI tile kernel's layout ``(ceil(N/16), Kq/16, 16, 4)`` uint8, Kq = K
     rounded up to 16.
@@ -221,12 +233,20 @@ def to_rows16(codes: torch.Tensor) -> torch.Tensor:
         >>> r.shape, [hex(int(v)) for v in r[0, 0, 0]]            # column 0 -> u=2, 1 -> u=1, 2 -> u=0
         (torch.Size([1, 1, 16, 4]), ['0x56', '0x55', '0x54', '0x55'])
     """
-    n, k = codes.shape
-    n16, kq = -(-n // 16) * 16, -(-k // 16) * 16
-    u = F.pad(codes.to(torch.int32) + 1, (0, kq - k, 0, n16 - n), value=1)
-    u = u.reshape(n16 // 16, 16, kq // 16, 4, 4)  # (G, j, c, s, b): column 16c + 4s + b of row 16G + j
-    byte = u[:, :, :, 0] | (u[:, :, :, 1] << 2) | (u[:, :, :, 2] << 4) | (u[:, :, :, 3] << 6)  # (G, j, c, b)
-    return byte.permute(0, 2, 1, 3).to(torch.uint8).contiguous()  # (G, c, j, b)
+    return _to_rows(codes, 16)
+
+
+def to_rows8(codes: torch.Tensor) -> torch.Tensor:
+    """Re-pack int8 codes ``(N, K)`` into the AVX2 tile kernel's layout ``(ceil(N/8), Kq/16, 8, 4)`` uint8: the
+    :func:`to_rows16` layout with row groups of 8 (one 32-byte register holds 16 columns of 8 rows).
+
+    Example:
+        >>> import torch
+        >>> r = to_rows8(torch.tensor([[1, 0, -1] + [0] * 13] * 9))   # nine rows: two groups, the second padded
+        >>> r.shape, [hex(int(v)) for v in r[1, 0, 1]]               # row 9 does not exist: code 0 (u=1)
+        (torch.Size([2, 1, 8, 4]), ['0x55', '0x55', '0x55', '0x55'])
+    """
+    return _to_rows(codes, 8)
 
 
 def _flat_scales(w: PackedTernary) -> torch.Tensor:
@@ -266,9 +286,13 @@ def cpu_packed_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | No
     n, k = w.shape
     x2 = x.reshape(-1, k).float()  # (M, K); a no-op for float32
     bias = None if bias is None else bias.float()
-    if w.activations == "int8" and int8_layout() == "rows16":
+    layout = int8_layout() if w.activations == "int8" else "planes128"
+    if layout == "rows16":
         rows16, sw = w.cached("rows16", lambda: (to_rows16(w.codes()), _flat_scales(w)))  # (N/16, Kq/16, 16, 4) uint8
         y = ext.linear_rows16(x2, rows16, sw, bias, n)  # (M, N)
+    elif layout == "rows8":
+        rows8, sw = w.cached("rows8", lambda: (to_rows8(w.codes()), _flat_scales(w)))  # (N/8, Kq/16, 8, 4) uint8
+        y = ext.linear_rows8(x2, rows8, sw, bias, n)  # (M, N)
     else:
         planes, sw = w.cached("planes128", lambda: (to_planes128(w.codes()), _flat_scales(w)))  # (N, Kp/4), (1|N,)
         y = ext.linear_small(x2, planes, sw, bias, w.activations == "int8", -1)  # (M, N)

@@ -664,6 +664,145 @@ torch::Tensor linear_rows16(torch::Tensor x, torch::Tensor rows16, torch::Tensor
   return y;
 }
 
+// ------------------------------------------------------------------ "rows8" layout: int8 on AVX2
+// The rows16 layout with 8 lanes (ceil(N/8), Kq/16, 8, 4) uint8 (ternlib.kernels.cpu.to_rows8): one 32-byte load
+// and a shift-and-mask give, in 32-bit lane j, the four codes u of columns 16c+4s..+3 of row 8g+j. VPMADDUBSW against
+// those four activations broadcast to every lane makes two int16 pair sums per lane, added into int16 accumulators:
+// per 32 multiply-adds one VPMADDUBSW and one VPADDW, no horizontal sums (planes128 needs one per row and token) and
+// an epilogue storing 8 contiguous outputs. A pair sum is at most 2 * 2 * 127 = 508, so 64 steps (256 columns) fit
+// int16 (64 * 508 = 32512); then VPMADDWD widens them into int32 partial sums kept in a small buffer.
+namespace {
+constexpr int64_t SEG8 = 16;  // chunks (of 16 columns) per int16 segment: 64 steps of at most 508
+
+template <int R, int T>
+__attribute__((target("avx2")))
+void tile_rows8(const uint8_t* w, int64_t gbytes, int groups, const int8_t* x, int64_t Kq, int32_t* out) {
+  // out[(r * T + t) * 8 + j] = sum_k u[row 8r+j][k] * x[t][k] for the `groups` (<= R) row groups at w
+  const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+  for (int i = 0; i < R * T; ++i) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * i), _mm256_setzero_si256());
+  const uint8_t* wr[R];
+  for (int r = 0; r < R; ++r) wr[r] = w + (r < groups ? r : 0) * gbytes;
+  const int64_t C = Kq / 16;
+  for (int64_t c0 = 0; c0 < C; c0 += SEG8) {
+    const int64_t c1 = std::min<int64_t>(C, c0 + SEG8);
+    __m256i a[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) a[r][t] = _mm256_setzero_si256();
+    for (int64_t c = c0; c < c1; ++c) {
+#pragma GCC unroll 4
+      for (int s = 0; s < 4; ++s) {
+        __m256i u[R];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r)
+          u[r] = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[r] + 32 * c)), 2 * s), mask);
+#pragma GCC unroll 16
+        for (int t = 0; t < T; ++t) {
+          int32_t xv;
+          std::memcpy(&xv, x + t * Kq + 16 * c + 4 * s, 4);
+          const __m256i xb = _mm256_set1_epi32(xv);
+#pragma GCC unroll 4
+          for (int r = 0; r < R; ++r) {
+            a[r][t] = _mm256_add_epi16(a[r][t], _mm256_maddubs_epi16(u[r], xb));
+            asm("" : "+x"(a[r][t]));  // each sum stays in its register: without this GCC regroups the adds of
+          }                           // a chunk's four planes and spills all their products to the stack
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) {
+        __m256i* o = reinterpret_cast<__m256i*>(out + (r * T + t) * 8);
+        _mm256_storeu_si256(o, _mm256_add_epi32(_mm256_loadu_si256(o), _mm256_madd_epi16(a[r][t], ones)));
+      }
+  }
+}
+
+using Rows8Tile = void (*)(const uint8_t*, int64_t, int, const int8_t*, int64_t, int32_t*);
+
+template <int R, int T>
+Rows8Tile rows8_tile(int t) {  // tile_rows8<R, t> for 1 <= t <= T
+  if constexpr (T == 0) return nullptr;
+  else return t == T ? &tile_rows8<R, T> : rows8_tile<R, T - 1>(t);
+}
+
+// y for row groups g0 .. g0+R-1 and tokens mb .. me-1, in register tiles of R row groups x (up to) T tokens
+template <int R, int T>
+__attribute__((target("avx2")))
+void rows8_block(int64_t g0, int64_t mb, int64_t me, const int8_t* qp, const float* sxp, const int32_t* qs, int64_t Kq,
+                 const uint8_t* wp, int64_t N, const float* swp, bool per_row, const float* bp, float* yp) {
+  const int64_t G = (N + 7) / 8, gbytes = Kq / 16 * 32;
+  alignas(32) int32_t acc[R * T * 8];
+  const int groups = static_cast<int>(std::min<int64_t>(R, G - g0));
+  for (int64_t m0 = mb; m0 < me; m0 += T) {
+    const int tt = static_cast<int>(std::min<int64_t>(T, me - m0));
+    rows8_tile<R, T>(tt)(wp + g0 * gbytes, gbytes, groups, qp + m0 * Kq, Kq, acc);
+    for (int r = 0; r < groups; ++r) {
+      const int64_t n0 = 8 * (g0 + r);
+      const int rows = static_cast<int>(std::min<int64_t>(8, N - n0));
+      for (int t = 0; t < tt; ++t) {
+        const int64_t m = m0 + t;
+        const int32_t* a = acc + (r * tt + t) * 8;
+        float* y = yp + m * N + n0;
+        if (rows == 8) {
+          const __m256 sw = per_row ? _mm256_loadu_ps(swp + n0) : _mm256_set1_ps(swp[0]);
+          const __m256 sc = _mm256_mul_ps(_mm256_set1_ps(sxp[m]), sw);  // sx[m] * sw[n], as the reference
+          const __m256i ai = _mm256_sub_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(a)), _mm256_set1_epi32(qs[m]));
+          __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(ai), sc);
+          if (bp) v = _mm256_add_ps(v, _mm256_loadu_ps(bp + n0));
+          _mm256_storeu_ps(y, v);
+        } else {
+          for (int j = 0; j < rows; ++j) {
+            const float s = sxp[m] * swp[per_row ? n0 + j : 0];
+            float v = static_cast<float>(a[j] - qs[m]) * s;
+            if (bp) v = v + bp[n0 + j];
+            y[j] = v;
+          }
+        }
+      }
+    }
+  }
+}
+
+template <int R, int T>
+void gemm_rows8_t(const int8_t* qp, const float* sxp, const int32_t* qs, int64_t M, int64_t Kq, const uint8_t* wp,
+                  int64_t N, const float* swp, bool per_row, const float* bp, float* yp) {
+  const int64_t G = (N + 7) / 8;
+  // tokens in chunks of about 128 KiB of int8 rows, each passed over all of a thread's row groups (see gemm_int8_raw)
+  const int64_t mchunk = std::max<int64_t>(T, (int64_t{1} << 17) / Kq / T * T);
+  at::parallel_for(0, (G + R - 1) / R, grain_for(8 * R * Kq * M), [&](int64_t p0, int64_t p1) {
+    for (int64_t mb = 0; mb < M; mb += mchunk)
+      for (int64_t p = p0; p < p1; ++p)
+        rows8_block<R, T>(p * R, mb, std::min<int64_t>(M, mb + mchunk), qp, sxp, qs, Kq, wp, N, swp, per_row, bp, yp);
+  });
+}
+
+// Register tiles: 2 row groups x 4 tokens (8 accumulators, 2 decoded planes, 1 broadcast: no spills with 16
+// registers); one token: 4 row groups. Tiles of 2 x 6, 1 x 12, 1 x 8, 3 x 3 and 3 x 4 were within a few percent
+// at 16-1024 tokens, 2 x 4 the best at 1-8 (2-core AMD EPYC Zen 3).
+void gemm_rows8_raw(const int8_t* qp, const float* sxp, const int32_t* qs, int64_t M, int64_t Kq, const uint8_t* wp,
+                    int64_t N, const float* swp, bool per_row, const float* bp, float* yp) {
+  (M == 1 ? &gemm_rows8_t<4, 1> : &gemm_rows8_t<2, 4>)(qp, sxp, qs, M, Kq, wp, N, swp, per_row, bp, yp);
+}
+}  // namespace
+
+// Int8 linear on the rows8 layout (AVX2): x (M, K) float32 -> y (M, N) float32.
+torch::Tensor linear_rows8(torch::Tensor x, torch::Tensor rows8, torch::Tensor sw, c10::optional<torch::Tensor> bias,
+                           int64_t N) {
+  TORCH_CHECK(has_avx2(), "linear_rows8: needs AVX2");
+  TORCH_CHECK(x.dtype() == torch::kFloat32 && x.dim() == 2, "linear_rows8: x must be (M, K) float32");
+  const int64_t M = x.size(0), K = x.size(1), Kq = (K + 15) / 16 * 16;
+  TORCH_CHECK(rows8.dtype() == torch::kUInt8 && rows8.is_contiguous() && rows8.dim() == 4 && rows8.size(0) == (N + 7) / 8 &&
+              rows8.size(1) * 16 == Kq && rows8.size(2) == 8 && rows8.size(3) == 4,
+              "linear_rows8: weight has shape ", rows8.sizes(), ", expected (", (N + 7) / 8, ", ", Kq / 16, ", 8, 4)");
+  check_scales(sw, N, "linear_rows8");
+  const torch::Tensor b = checked_bias(bias, N, "linear_rows8");
+  torch::Tensor swc = sw.contiguous();
+  const Tokens t = quantize_tokens(x.contiguous(), Kq, 1);
+  auto y = torch::empty({M, N}, torch::kFloat32);
+  gemm_rows8_raw(t.q.data(), t.sx.data(), t.qs.data(), M, Kq, rows8.data_ptr<uint8_t>(), N, swc.data_ptr<float>(),
+                 swc.numel() == N && N > 1, b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr<float>());
+  return y;
+}
+
 int64_t isa_level() { return best_isa(); }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -673,5 +812,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dequant_epilogue_", &dequant_epilogue_, "int32 accumulators -> float32 outputs, in place");
   m.def("linear_small", &linear_small, "small-M ternary linear in one call");
   m.def("linear_rows16", &linear_rows16, "small-M int8 ternary linear on the rows16 layout (AVX-512 VNNI)");
+  m.def("linear_rows8", &linear_rows8, "int8 ternary linear on the rows8 layout (AVX2)");
   m.def("isa_level", &isa_level, "0 scalar, 1 AVX2, 2 AVX-512 VNNI");
 }
