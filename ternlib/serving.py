@@ -124,6 +124,17 @@ def _fused_qkv(q: nn.Module, k: nn.Module, v: nn.Module) -> Callable[[torch.Tens
     return lambda x: torch.cat([q(x), k(x), v(x)], dim=-1)
 
 
+def _linear(m: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``m``'s forward without ``nn.Module.__call__``: a frozen ternary layer straight to its kernel dispatch, an
+    ``nn.Linear`` to ``F.linear``, read from the layer at every call (so later changes to it are seen); anything
+    else the module itself. At a query's few tokens the skipped Python is a measurable share of a layer's time."""
+    if isinstance(m, TernaryLinear) and m.frozen:
+        return lambda x: ternary_linear(x, m.packed_weight(), m.bias, m.kernel)
+    if type(m) is nn.Linear:
+        return lambda x: F.linear(x, m.weight, m.bias)
+    return m
+
+
 # Up to this many tokens a sequence's attention on the CPU (float32) is two batched matmuls and a softmax, above it
 # PyTorch's fused kernel: at MiniLM's 12 heads of 32, batch 64, the matmuls took 0.31x-0.72x SDPA's time at 8-48
 # tokens, 0.81x at 64 and 1.95x at 96 (experiments/attention_crossover.py, book/artifacts/kernels/lean_attention.json;
@@ -229,8 +240,9 @@ class _BertLayer:
     def __init__(self, layer: nn.Module, heads: int, act: Callable[[torch.Tensor], torch.Tensor]):
         att = layer.attention
         self.qkv = _fused_qkv(att.self.query, att.self.key, att.self.value)
-        self.out, self.ln1 = att.output.dense, att.output.LayerNorm
-        self.up, self.down, self.ln2 = layer.intermediate.dense, layer.output.dense, layer.output.LayerNorm
+        self.out, self.ln1 = _linear(att.output.dense), att.output.LayerNorm
+        self.up, self.down = _linear(layer.intermediate.dense), _linear(layer.output.dense)
+        self.ln2 = layer.output.LayerNorm
         self.heads, self.act = heads, act
 
     def __call__(self, x: torch.Tensor, tok: _Tokens) -> torch.Tensor:  # (N, C) real tokens -> (N, C)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ternlib import LeanEncoder, TernaryConfig, TernaryLinear, freeze_, quantize_
-from ternlib.serving import ATTENTION_GROUP, MATMUL_ATTENTION_MAX_TOKENS, _fused_qkv, attention
+from ternlib.serving import ATTENTION_GROUP, MATMUL_ATTENTION_MAX_TOKENS, _fused_qkv, _linear, attention
 
 TEXTS = ["a query", "and a much longer document, with commas and more words than the others", "x", "two words"]
 
@@ -104,6 +104,20 @@ def test_fused_qkv_of_linear_layers_and_of_mixed_layers():
     torch.testing.assert_close(_fused_qkv(*lin)(x), torch.cat([m(x) for m in lin], -1), atol=1e-6, rtol=0)
     mixed = [lin[0], TernaryLinear(16, 16).freeze(), lin[2]]  # no common form: three calls
     assert torch.equal(_fused_qkv(*mixed)(x), torch.cat([m(x) for m in mixed], -1))
+
+
+def test_linear_layers_are_called_without_module_machinery_and_read_live():
+    x = torch.randn(3, 16)
+    lin, other = torch.nn.Linear(16, 8), torch.nn.Sequential(torch.nn.Linear(16, 8))
+    tern = TernaryLinear(16, 8, config=TernaryConfig(activations="int8")).freeze()
+    f_lin, f_tern = _linear(lin), _linear(tern)
+    assert _linear(other) is other  # anything else: the module itself
+    lin.weight = torch.nn.Parameter(lin.weight.detach() * 2)  # new tensors, not in-place changes
+    tern.bias = torch.nn.Parameter(tern.bias.detach() + 1.0)
+    torch.testing.assert_close(f_lin(x), lin(x), atol=1e-6, rtol=0)
+    assert torch.equal(f_tern(x), tern(x))
+    tern.kernel = "reference"  # a kernel named on the layer afterwards is the one that runs
+    assert torch.equal(f_tern(x), tern(x))
 
 
 def test_bad_input_is_named(minilm_fp):

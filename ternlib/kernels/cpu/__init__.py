@@ -269,7 +269,7 @@ def _supports_packed(x: torch.Tensor, w: PackedTernary) -> bool:
     """CPU float input, tensor or row scales, at most crossover() tokens (int8 activations: any number of tokens
     where PyTorch's int8 GEMM is its slow fallback, :func:`int_mm_fast`)."""
     return (x.is_cpu and x.dtype in _FLOATS and _fast_layout(w) and (_EXT is not None or extension() is not None)
-            and (x.numel() <= crossover() * w.shape[1] or (w.activations == "int8" and not int_mm_fast())))
+            and ((w.activations == "int8" and not int_mm_fast()) or x.numel() <= crossover() * w.shape[1]))
 
 
 def _supports_unpacked(x: torch.Tensor, w: PackedTernary) -> bool:
@@ -282,10 +282,12 @@ def cpu_packed_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | No
     """Small-M CPU kernel on the 2-bit codes (C++, float32; int8 path exact against the reference).
 
     bf16 / fp16 inputs are computed in float32 and the result rounded to their dtype."""
-    ext = extension()
+    ext = _EXT or extension()
     n, k = w.shape
-    x2 = x.reshape(-1, k).float()  # (M, K); a no-op for float32
-    bias = None if bias is None else bias.float()
+    flat = x.dim() == 2 and x.dtype == torch.float32  # then no reshape or cast (each a few us a call, on every layer)
+    x2 = x if flat else x.reshape(-1, k).float()  # (M, K)
+    if bias is not None and bias.dtype != torch.float32:
+        bias = bias.float()
     layout = int8_layout() if w.activations == "int8" else "planes128"
     if layout == "rows16":
         rows16, sw = w.cached("rows16", lambda: (to_rows16(w.codes()), _flat_scales(w)))  # (N/16, Kq/16, 16, 4) uint8
@@ -296,7 +298,7 @@ def cpu_packed_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | No
     else:
         planes, sw = w.cached("planes128", lambda: (to_planes128(w.codes()), _flat_scales(w)))  # (N, Kp/4), (1|N,)
         y = ext.linear_small(x2, planes, sw, bias, w.activations == "int8", -1)  # (M, N)
-    return y.reshape(*x.shape[:-1], n).to(x.dtype)
+    return y if flat else y.reshape(*x.shape[:-1], n).to(x.dtype)
 
 
 @register_kernel("cpu_unpacked", priority=10, supports=_supports_unpacked)
