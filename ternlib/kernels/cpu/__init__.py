@@ -182,7 +182,7 @@ def int8_products(q: torch.Tensor, codes_t: torch.Tensor) -> torch.Tensor:
 @functools.cache
 def int8_layout() -> str:
     """The packed layout int8 calls use here: ``rows16`` on AVX-512 VNNI, ``rows8`` on AVX2 (each faster than
-    ``planes128`` at every token count measured: ``experiments/rows16_layout.py``), ``planes128`` on a scalar
+    ``planes128`` in all but a few cases measured: ``experiments/int8_layouts.py``), ``planes128`` on a scalar
     CPU, ``none`` without the extension. Decided once per process."""
     return {"avx512-vnni": "rows16", "avx2": "rows8", "scalar": "planes128"}.get(isa(), "none")
 

@@ -569,7 +569,7 @@ torch::Tensor linear_small(torch::Tensor x, torch::Tensor planes, torch::Tensor 
 // the epilogue stores 16 contiguous outputs: a register tile of R16 row groups x T16 tokens (24 of
 // the 32 zmm registers), each decoded plane serving T16 tokens. In stacks of distinct layers it takes
 // 0.45-0.86x planes128's time from 1 to 32 tokens on MiniLM, BERT-base and BERT-large shapes (one case
-// of 35 slower: 1.06x at 1 token, 1024 x 4096; experiments/rows16_layout.py, 2-core AMD EPYC Zen 4).
+// of 35 slower: 1.06x at 1 token, 1024 x 4096; experiments/int8_layouts.py, 2-core AMD EPYC Zen 4).
 namespace {
 constexpr int R16 = 2;  // row groups (of 16 rows) per register tile
 constexpr int T16 = 12;  // tokens per register tile
@@ -776,8 +776,9 @@ void gemm_rows8_t(const int8_t* qp, const float* sxp, const int32_t* qs, int64_t
 }
 
 // Register tiles: 2 row groups x 4 tokens (8 accumulators, 2 decoded planes, 1 broadcast: no spills with 16
-// registers); one token: 4 row groups. Tiles of 2 x 6, 1 x 12, 1 x 8, 3 x 3 and 3 x 4 were within a few percent
-// at 16-1024 tokens, 2 x 4 the best at 1-8 (2-core AMD EPYC Zen 3).
+// registers); one token: 4 row groups. In a one-off comparison on a 2-core AMD EPYC Zen 3, 2 x 5 and 2 x 6 tiles
+// were within a few percent of 2 x 4 from 16 to 1024 tokens, 1 x 8, 1 x 12, 3 x 3 and 3 x 4 slower (by up to a
+// fifth), and 2 x 4 ahead of 2 x 6 at 1-8 tokens.
 void gemm_rows8_raw(const int8_t* qp, const float* sxp, const int32_t* qs, int64_t M, int64_t Kq, const uint8_t* wp,
                     int64_t N, const float* swp, bool per_row, const float* bp, float* yp) {
   (M == 1 ? &gemm_rows8_t<4, 1> : &gemm_rows8_t<2, 4>)(qp, sxp, qs, M, Kq, wp, N, swp, per_row, bp, yp);
