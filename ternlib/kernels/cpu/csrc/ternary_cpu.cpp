@@ -645,23 +645,35 @@ void gemm_rows16_raw(const int8_t* qp, const float* sxp, const int32_t* qs, int6
 }
 }  // namespace
 
+namespace {
+using RowsGemm = void (*)(const int8_t*, const float*, const int32_t*, int64_t, int64_t, const uint8_t*, int64_t,
+                          const float*, bool, const float*, float*);
+
+// Int8 linear on a row-group layout (`lanes` rows a group: rows16, rows8): checks, per-token quantization, `gemm`.
+torch::Tensor linear_rows(const char* fn, int64_t lanes, RowsGemm gemm, int isa, const torch::Tensor& x,
+                          const torch::Tensor& rows, const torch::Tensor& sw, const c10::optional<torch::Tensor>& bias,
+                          int64_t N) {
+  TORCH_CHECK(x.dtype() == torch::kFloat32 && x.dim() == 2, fn, ": x must be (M, K) float32");
+  const int64_t M = x.size(0), K = x.size(1), Kq = (K + 15) / 16 * 16, G = (N + lanes - 1) / lanes;
+  TORCH_CHECK(rows.dtype() == torch::kUInt8 && rows.is_contiguous() && rows.dim() == 4 && rows.size(0) == G &&
+              rows.size(1) * 16 == Kq && rows.size(2) == lanes && rows.size(3) == 4,
+              fn, ": weight has shape ", rows.sizes(), ", expected (", G, ", ", Kq / 16, ", ", lanes, ", 4)");
+  check_scales(sw, N, fn);
+  const torch::Tensor b = checked_bias(bias, N, fn);
+  torch::Tensor swc = sw.contiguous();
+  const Tokens t = quantize_tokens(x.contiguous(), Kq, isa);
+  auto y = torch::empty({M, N}, torch::kFloat32);
+  gemm(t.q.data(), t.sx.data(), t.qs.data(), M, Kq, rows.data_ptr<uint8_t>(), N, swc.data_ptr<float>(),
+       swc.numel() == N && N > 1, b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr<float>());
+  return y;
+}
+}  // namespace
+
 // Small-M int8 linear on the rows16 layout (AVX-512 VNNI only): x (M, K) float32 -> y (M, N) float32.
 torch::Tensor linear_rows16(torch::Tensor x, torch::Tensor rows16, torch::Tensor sw, c10::optional<torch::Tensor> bias,
                            int64_t N) {
   TORCH_CHECK(has_vnni(), "linear_rows16: needs AVX-512 VNNI");
-  TORCH_CHECK(x.dtype() == torch::kFloat32 && x.dim() == 2, "linear_rows16: x must be (M, K) float32");
-  const int64_t M = x.size(0), K = x.size(1), Kq = (K + 15) / 16 * 16;
-  TORCH_CHECK(rows16.dtype() == torch::kUInt8 && rows16.is_contiguous() && rows16.dim() == 4 && rows16.size(0) == (N + 15) / 16 &&
-              rows16.size(1) * 16 == Kq && rows16.size(2) == 16 && rows16.size(3) == 4,
-              "linear_rows16: weight has shape ", rows16.sizes(), ", expected (", (N + 15) / 16, ", ", Kq / 16, ", 16, 4)");
-  check_scales(sw, N, "linear_rows16");
-  const torch::Tensor b = checked_bias(bias, N, "linear_rows16");
-  torch::Tensor swc = sw.contiguous();
-  const Tokens t = quantize_tokens(x.contiguous(), Kq, best_isa());
-  auto y = torch::empty({M, N}, torch::kFloat32);
-  gemm_rows16_raw(t.q.data(), t.sx.data(), t.qs.data(), M, Kq, rows16.data_ptr<uint8_t>(), N, swc.data_ptr<float>(),
-                  swc.numel() == N && N > 1, b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr<float>());
-  return y;
+  return linear_rows("linear_rows16", 16, &gemm_rows16_raw, best_isa(), x, rows16, sw, bias, N);
 }
 
 // ------------------------------------------------------------------ "rows8" layout: int8 on AVX2
@@ -789,19 +801,7 @@ void gemm_rows8_raw(const int8_t* qp, const float* sxp, const int32_t* qs, int64
 torch::Tensor linear_rows8(torch::Tensor x, torch::Tensor rows8, torch::Tensor sw, c10::optional<torch::Tensor> bias,
                            int64_t N) {
   TORCH_CHECK(has_avx2(), "linear_rows8: needs AVX2");
-  TORCH_CHECK(x.dtype() == torch::kFloat32 && x.dim() == 2, "linear_rows8: x must be (M, K) float32");
-  const int64_t M = x.size(0), K = x.size(1), Kq = (K + 15) / 16 * 16;
-  TORCH_CHECK(rows8.dtype() == torch::kUInt8 && rows8.is_contiguous() && rows8.dim() == 4 && rows8.size(0) == (N + 7) / 8 &&
-              rows8.size(1) * 16 == Kq && rows8.size(2) == 8 && rows8.size(3) == 4,
-              "linear_rows8: weight has shape ", rows8.sizes(), ", expected (", (N + 7) / 8, ", ", Kq / 16, ", 8, 4)");
-  check_scales(sw, N, "linear_rows8");
-  const torch::Tensor b = checked_bias(bias, N, "linear_rows8");
-  torch::Tensor swc = sw.contiguous();
-  const Tokens t = quantize_tokens(x.contiguous(), Kq, 1);
-  auto y = torch::empty({M, N}, torch::kFloat32);
-  gemm_rows8_raw(t.q.data(), t.sx.data(), t.qs.data(), M, Kq, rows8.data_ptr<uint8_t>(), N, swc.data_ptr<float>(),
-                 swc.numel() == N && N > 1, b.defined() ? b.data_ptr<float>() : nullptr, y.data_ptr<float>());
-  return y;
+  return linear_rows("linear_rows8", 8, &gemm_rows8_raw, 1, x, rows8, sw, bias, N);
 }
 
 int64_t isa_level() { return best_isa(); }
