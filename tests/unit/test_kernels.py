@@ -172,7 +172,7 @@ needs_avx2 = pytest.mark.skipif(cpu_kernels.extension() is None or cpu_kernels.i
 
 
 @needs_avx2
-@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 9, 400])  # around the 4-token tiles; 400: two chunks of tokens
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 9, 400])  # around the 4-token tiles; 400 at K=700: three chunks
 @pytest.mark.parametrize("n,k,bias", [(33, 136, True), (1024, 700, False)])  # 700: three int16 segments
 def test_rows8_kernel_is_exact(m, n, k, bias):
     w, b = _weight(n, k, "row", "int8")

@@ -282,7 +282,7 @@ def cpu_packed_kernel(x: torch.Tensor, w: PackedTernary, bias: torch.Tensor | No
     """Small-M CPU kernel on the 2-bit codes (C++, float32; int8 path exact against the reference).
 
     bf16 / fp16 inputs are computed in float32 and the result rounded to their dtype."""
-    ext = _EXT or extension()
+    ext = extension()
     n, k = w.shape
     flat = x.dim() == 2 and x.dtype == torch.float32  # then no reshape or cast (each a few us a call, on every layer)
     x2 = x if flat else x.reshape(-1, k).float()  # (M, K)

@@ -303,6 +303,13 @@ int64_t grain_for(int64_t work_per_item) {
   return std::max<int64_t>(1, MIN_WORK_PER_THREAD / std::max<int64_t>(1, work_per_item));
 }
 
+// Tokens per chunk of the large-M loops: about 128 KiB of int8 rows of `row_bytes` each, a multiple of the register
+// tile's `tile` tokens. Each chunk is passed over all of a thread's weight rows, so it stays in L2 while the rows
+// stream by, where token tiles inner to the rows would re-read every token from L3 (or memory) once per weight row.
+int64_t tokens_per_chunk(int64_t row_bytes, int64_t tile) {
+  return std::max<int64_t>(tile, (int64_t{1} << 17) / row_bytes / tile * tile);
+}
+
 int best_isa() { return has_vnni() ? 2 : (has_avx2() ? 1 : 0); }
 
 int resolve_isa(int64_t requested) {
@@ -373,10 +380,7 @@ void gemm_int8_raw(const int8_t* qp, const float* sxp, const int32_t* qs, int64_
       yp[m * N + n] = v;
     }
   };
-  // Tokens in chunks of about 128 KiB of int8 rows, each chunk passed over all of a thread's weight rows: the
-  // chunk stays in L2 while the rows stream by, where token-tiles inner to rows would re-read every token
-  // from L3 (or memory) once per weight row at large M.
-  const int64_t mchunk = std::max<int64_t>(MT, (int64_t{1} << 17) / Kp / MT * MT);
+  const int64_t mchunk = tokens_per_chunk(Kp, MT);
   at::parallel_for(0, (N + 3) / 4, grain_for(4 * Kp * M), [&](int64_t p0, int64_t p1) {  // quads of rows
     int32_t acc0[MT], acc1[MT];
     for (int64_t mb = 0; mb < M; mb += mchunk) {
@@ -778,8 +782,7 @@ template <int R, int T>
 void gemm_rows8_t(const int8_t* qp, const float* sxp, const int32_t* qs, int64_t M, int64_t Kq, const uint8_t* wp,
                   int64_t N, const float* swp, bool per_row, const float* bp, float* yp) {
   const int64_t G = (N + 7) / 8;
-  // tokens in chunks of about 128 KiB of int8 rows, each passed over all of a thread's row groups (see gemm_int8_raw)
-  const int64_t mchunk = std::max<int64_t>(T, (int64_t{1} << 17) / Kq / T * T);
+  const int64_t mchunk = tokens_per_chunk(Kq, T);
   at::parallel_for(0, (G + R - 1) / R, grain_for(8 * R * Kq * M), [&](int64_t p0, int64_t p1) {
     for (int64_t mb = 0; mb < M; mb += mchunk)
       for (int64_t p = p0; p < p1; ++p)
